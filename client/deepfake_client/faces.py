@@ -1,0 +1,167 @@
+"""Face detection and the face crop (Contract 3).
+
+``crop_face`` is the one crop of the project: the client uses it before scoring and
+``training.prepare`` uses it to build training data, so training never sees a crop that serving
+would not produce.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from deepfake_client.errors import InvalidInputError
+
+DETECT_MAX_SIDE = 640  # faces are detected on a frame downscaled to this, cropped from the full one
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in full-frame pixel coordinates."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def iou(self, other: Box) -> float:
+        """Intersection over union with another box."""
+        ix = max(0.0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0.0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+    def as_list(self) -> list[float]:
+        return [round(self.x, 1), round(self.y, 1), round(self.w, 1), round(self.h, 1)]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face found in a frame."""
+
+    box: Box
+    confidence: float
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in an RGB uint8 frame."""
+
+    def detect(self, frame: np.ndarray) -> list[Detection]: ...
+
+
+def check_frame(frame: np.ndarray) -> np.ndarray:
+    """Return ``frame`` as an RGB uint8 ``[H, W, 3]`` array or raise ``InvalidInputError``."""
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+        shape = getattr(frame, "shape", None)
+        raise InvalidInputError(f"expected an RGB image of shape [H, W, 3], got shape {shape}")
+    if frame.dtype != np.uint8:
+        raise InvalidInputError(f"expected a uint8 image, got {frame.dtype}")
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise InvalidInputError("the image is empty")
+    return frame
+
+
+def downscale(frame: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """Shrink ``frame`` so its longer side is at most ``max_side``; return it and the scale used."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return frame, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA), scale
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade, shipped inside the opencv-python wheels.
+
+    Args:
+        min_face: smallest face side to report, in full-frame pixels.
+        min_neighbors: the cascade's vote threshold; higher means fewer false positives.
+    """
+
+    def __init__(self, min_face: int = 24, min_neighbors: int = 5, max_side: int = DETECT_MAX_SIDE):
+        import cv2
+
+        path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise InvalidInputError(f"cannot load the Haar cascade {path}")
+        self.min_face = min_face
+        self.min_neighbors = min_neighbors
+        self.max_side = max_side
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        small, scale = downscale(check_frame(frame), self.max_side)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        min_side = max(12, round(self.min_face * scale))
+        boxes, _, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side),
+            outputRejectLevels=True,
+        )
+        found = []
+        for (x, y, w, h), weight in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+            confidence = 1.0 / (1.0 + math.exp(-float(weight)))  # the cascade's margin, squashed to (0, 1)
+            found.append(Detection(Box(float(x) / scale, float(y) / scale, float(w) / scale, float(h) / scale), confidence))
+        found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
+        return found
+
+
+def make_detector(name: str = "haar", **options: object) -> FaceDetector:
+    """Create a face detector by name (``haar``)."""
+    if name == "haar":
+        return HaarDetector(**options)  # type: ignore[arg-type]
+    raise InvalidInputError(f"unknown face detector {name!r} (known: haar)")
+
+
+def square_box(box: Box, margin: float) -> tuple[int, int, int]:
+    """The crop square of Contract 3: ``(x0, y0, side)`` in full-frame pixels.
+
+    The box is grown by ``margin`` (0.3 = 30 % of its longer side), made square around its centre.
+    """
+    side = max(1, round(max(box.w, box.h) * (1.0 + margin)))
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+    return round(cx - side / 2.0), round(cy - side / 2.0), side
+
+
+def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarray:
+    """Cut the face in ``box`` out of ``frame`` as Contract 3 says.
+
+    The box is grown by ``margin``, made square around its centre, padded with black where it
+    leaves the frame and resized to ``size x size``.
+
+    Args:
+        frame: the full-resolution RGB uint8 frame ``[H, W, 3]``.
+        box: the face box in ``frame``'s pixel coordinates.
+        margin: the fraction by which the box's longer side grows.
+        size: the model's input size ``S``.
+
+    Returns:
+        An RGB uint8 array ``[size, size, 3]``.
+    """
+    import cv2
+
+    check_frame(frame)
+    if size < 1:
+        raise InvalidInputError(f"crop size must be positive, got {size}")
+    height, width = frame.shape[:2]
+    x0, y0, side = square_box(box, margin)
+    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(width, x0 + side), min(height, y0 + side)
+    if fx1 > fx0 and fy1 > fy0:
+        canvas[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    if side == size:
+        return canvas
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(canvas, (size, size), interpolation=interpolation)

@@ -1,0 +1,1 @@
+"""Export: a trained run -> a validated, warmed-up, versioned SavedModel, published atomically."""

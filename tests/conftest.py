@@ -1,0 +1,60 @@
+"""Shared fixtures: a real face image, a short H.264 video with a moving face, and markers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _docker_engine() -> str | None:
+    if shutil.which("docker") is None:
+        return "no docker client on this machine"
+    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
+    return None if probe.returncode == 0 else "docker client found but no Docker engine answers"
+
+
+def _gpu() -> str | None:
+    if shutil.which("nvidia-smi") is None or subprocess.run(["nvidia-smi"], capture_output=True).returncode:
+        return "no NVIDIA GPU on this machine"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reasons = {}
+    for item in items:
+        for marker, probe in (("needs_docker", _docker_engine), ("needs_gpu", _gpu)):
+            if marker in item.keywords:
+                if marker not in reasons:
+                    reasons[marker] = probe()
+                if reasons[marker]:
+                    item.add_marker(pytest.mark.skip(reason=f"{marker}: {reasons[marker]}"))
+
+
+@pytest.fixture(scope="session")
+def face_image() -> np.ndarray:
+    """A real photograph with one frontal face (scikit-image's astronaut), RGB uint8 512x512."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A 2 s, 25 fps, 640x360 H.264 MP4 of a real face moving across a generated scene."""
+    from training.synthetic import moving_face_frames, write_video
+
+    path = tmp_path_factory.mktemp("video") / "moving_face.mp4"
+    write_video(path, moving_face_frames(count=50), fps=25)
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,1 @@
+"""Training: prepare face crops from deepfake datasets, train and evaluate a Keras detector."""
