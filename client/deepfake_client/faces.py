@@ -165,3 +165,29 @@ def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
         return canvas
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interpolation)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face found in a frame and cropped for the model (Contract 3 and the per-face part of Contract 4)."""
+
+    frame_index: int
+    timestamp_s: float
+    box: Box
+    confidence: float
+    crop: np.ndarray  # RGB uint8 [S, S, 3]
+
+
+def extract_faces(
+    frame: np.ndarray,
+    detector: FaceDetector,
+    margin: float,
+    size: int,
+    frame_index: int = 0,
+    timestamp_s: float = 0.0,
+) -> list[Face]:
+    """Detect every face in ``frame`` and crop each one; the one path used by training and serving."""
+    return [
+        Face(frame_index, timestamp_s, d.box, d.confidence, crop_face(frame, d.box, margin, size))
+        for d in detector.detect(frame)
+    ]
