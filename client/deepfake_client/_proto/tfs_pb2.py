@@ -16,7 +16,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n deepfake_client/_proto/tfs.proto\x12\x13\x64\x65\x65pfake_client.tfs\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\x83\x01\n\x10TensorShapeProto\x12\x36\n\x03\x64im\x18\x02 \x03(\x0b\x32).deepfake_client.tfs.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xa7\x03\n\x0bTensorProto\x12,\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1d.deepfake_client.tfs.DataType\x12;\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32%.deepfake_client.tfs.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x18\n\x0cscomplex_val\x18\t \x03(\x02\x42\x02\x10\x01\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x18\n\x0c\x64\x63omplex_val\x18\x0c \x03(\x01\x42\x02\x10\x01\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01\"\x93\x01\n\nTensorInfo\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12,\n\x05\x64type\x18\x02 \x01(\x0e\x32\x1d.deepfake_client.tfs.DataType\x12;\n\x0ctensor_shape\x18\x03 \x01(\x0b\x32%.deepfake_client.tfs.TensorShapeProtoB\n\n\x08\x65ncoding\"\xc4\x02\n\x0cSignatureDef\x12=\n\x06inputs\x18\x01 \x03(\x0b\x32-.deepfake_client.tfs.SignatureDef.InputsEntry\x12?\n\x07outputs\x18\x02 \x03(\x0b\x32..deepfake_client.tfs.SignatureDef.OutputsEntry\x12\x13\n\x0bmethod_name\x18\x03 \x01(\t\x1aN\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.deepfake_client.tfs.TensorInfo:\x02\x38\x01\x1aO\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.deepfake_client.tfs.TensorInfo:\x02\x38\x01\"s\n\x0bStatusProto\x12>\n\nerror_code\x18\x01 \x01(\x0e\x32\x1e.deepfake_client.tfs.ErrorCodeR\nerror_code\x12$\n\rerror_message\x18\x02 \x01(\tR\rerror_message\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"\xed\x01\n\x0ePredictRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12?\n\x06inputs\x18\x02 \x03(\x0b\x32/.deepfake_client.tfs.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1aO\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .deepfake_client.tfs.TensorProto:\x02\x38\x01\"\xdb\x01\n\x0fPredictResponse\x12\x32\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12\x42\n\x07outputs\x18\x01 \x03(\x0b\x32\x31.deepfake_client.tfs.PredictResponse.OutputsEntry\x1aP\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .deepfake_client.tfs.TensorProto:\x02\x38\x01\"\xb8\x01\n\x0fSignatureDefMap\x12M\n\rsignature_def\x18\x01 \x03(\x0b\x32\x36.deepfake_client.tfs.SignatureDefMap.SignatureDefEntry\x1aV\n\x11SignatureDefEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.deepfake_client.tfs.SignatureDef:\x02\x38\x01\"e\n\x17GetModelMetadataRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"\xe4\x01\n\x18GetModelMetadataResponse\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12M\n\x08metadata\x18\x02 \x03(\x0b\x32;.deepfake_client.tfs.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01\"K\n\x15GetModelStatusRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\"\xea\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12<\n\x05state\x18\x02 \x01(\x0e\x32-.deepfake_client.tfs.ModelVersionStatus.State\x12\x30\n\x06status\x18\x03 \x01(\x0b\x32 .deepfake_client.tfs.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"u\n\x16GetModelStatusResponse\x12[\n\x14model_version_status\x18\x01 \x03(\x0b\x32\'.deepfake_client.tfs.ModelVersionStatusR\x14model_version_status\"\xc6\x03\n!FileSystemStoragePathSourceConfig\x1a\xa0\x03\n\x15ServableVersionPolicy\x12\x65\n\x06latest\x18\x64 \x01(\x0b\x32S.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.LatestH\x00\x12_\n\x03\x61ll\x18\x65 \x01(\x0b\x32P.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.AllH\x00\x12i\n\x08specific\x18\x66 \x01(\x0b\x32U.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.SpecificH\x00\x1a\x1e\n\x06Latest\x12\x14\n\x0cnum_versions\x18\x01 \x01(\r\x1a\x05\n\x03\x41ll\x1a\x1c\n\x08Specific\x12\x10\n\x08versions\x18\x01 \x03(\x03\x42\x0f\n\rpolicy_choice\"\xb5\x02\n\x0bModelConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tbase_path\x18\x02 \x01(\t\x12\x16\n\x0emodel_platform\x18\x04 \x01(\t\x12j\n\x14model_version_policy\x18\x07 \x01(\x0b\x32L.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy\x12K\n\x0eversion_labels\x18\x08 \x03(\x0b\x32\x33.deepfake_client.tfs.ModelConfig.VersionLabelsEntry\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"C\n\x0fModelConfigList\x12\x30\n\x06\x63onfig\x18\x01 \x03(\x0b\x32 .deepfake_client.tfs.ModelConfig\"`\n\x11ModelServerConfig\x12\x41\n\x11model_config_list\x18\x01 \x01(\x0b\x32$.deepfake_client.tfs.ModelConfigListH\x00\x42\x08\n\x06\x63onfig\"M\n\x13ReloadConfigRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32&.deepfake_client.tfs.ModelServerConfig\"H\n\x14ReloadConfigResponse\x12\x30\n\x06status\x18\x01 \x01(\x0b\x32 .deepfake_client.tfs.StatusProto*\xf5\x01\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17*\xbc\x02\n\tErrorCode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n deepfake_client/_proto/tfs.proto\x12\x13\x64\x65\x65pfake_client.tfs\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\"\x83\x01\n\x10TensorShapeProto\x12\x36\n\x03\x64im\x18\x02 \x03(\x0b\x32).deepfake_client.tfs.TensorShapeProto.Dim\x12\x14\n\x0cunknown_rank\x18\x03 \x01(\x08\x1a!\n\x03\x44im\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xa7\x03\n\x0bTensorProto\x12,\n\x05\x64type\x18\x01 \x01(\x0e\x32\x1d.deepfake_client.tfs.DataType\x12;\n\x0ctensor_shape\x18\x02 \x01(\x0b\x32%.deepfake_client.tfs.TensorShapeProto\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\x16\n\x0etensor_content\x18\x04 \x01(\x0c\x12\x14\n\x08half_val\x18\r \x03(\x05\x42\x02\x10\x01\x12\x15\n\tfloat_val\x18\x05 \x03(\x02\x42\x02\x10\x01\x12\x16\n\ndouble_val\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x13\n\x07int_val\x18\x07 \x03(\x05\x42\x02\x10\x01\x12\x12\n\nstring_val\x18\x08 \x03(\x0c\x12\x18\n\x0cscomplex_val\x18\t \x03(\x02\x42\x02\x10\x01\x12\x15\n\tint64_val\x18\n \x03(\x03\x42\x02\x10\x01\x12\x14\n\x08\x62ool_val\x18\x0b \x03(\x08\x42\x02\x10\x01\x12\x18\n\x0c\x64\x63omplex_val\x18\x0c \x03(\x01\x42\x02\x10\x01\x12\x16\n\nuint32_val\x18\x10 \x03(\rB\x02\x10\x01\x12\x16\n\nuint64_val\x18\x11 \x03(\x04\x42\x02\x10\x01\"\x93\x01\n\nTensorInfo\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12,\n\x05\x64type\x18\x02 \x01(\x0e\x32\x1d.deepfake_client.tfs.DataType\x12;\n\x0ctensor_shape\x18\x03 \x01(\x0b\x32%.deepfake_client.tfs.TensorShapeProtoB\n\n\x08\x65ncoding\"\xc4\x02\n\x0cSignatureDef\x12=\n\x06inputs\x18\x01 \x03(\x0b\x32-.deepfake_client.tfs.SignatureDef.InputsEntry\x12?\n\x07outputs\x18\x02 \x03(\x0b\x32..deepfake_client.tfs.SignatureDef.OutputsEntry\x12\x13\n\x0bmethod_name\x18\x03 \x01(\t\x1aN\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.deepfake_client.tfs.TensorInfo:\x02\x38\x01\x1aO\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12.\n\x05value\x18\x02 \x01(\x0b\x32\x1f.deepfake_client.tfs.TensorInfo:\x02\x38\x01\"s\n\x0bStatusProto\x12>\n\nerror_code\x18\x01 \x01(\x0e\x32\x1e.deepfake_client.tfs.ErrorCodeR\nerror_code\x12$\n\rerror_message\x18\x02 \x01(\tR\rerror_message\"\x8c\x01\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x07version\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64ValueH\x00\x12\x17\n\rversion_label\x18\x04 \x01(\tH\x00\x12\x16\n\x0esignature_name\x18\x03 \x01(\tB\x10\n\x0eversion_choice\"\xed\x01\n\x0ePredictRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12?\n\x06inputs\x18\x02 \x03(\x0b\x32/.deepfake_client.tfs.PredictRequest.InputsEntry\x12\x15\n\routput_filter\x18\x03 \x03(\t\x1aO\n\x0bInputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .deepfake_client.tfs.TensorProto:\x02\x38\x01\"\xdb\x01\n\x0fPredictResponse\x12\x32\n\nmodel_spec\x18\x02 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12\x42\n\x07outputs\x18\x01 \x03(\x0b\x32\x31.deepfake_client.tfs.PredictResponse.OutputsEntry\x1aP\n\x0cOutputsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12/\n\x05value\x18\x02 \x01(\x0b\x32 .deepfake_client.tfs.TensorProto:\x02\x38\x01\"z\n\nPredictLog\x12\x34\n\x07request\x18\x01 \x01(\x0b\x32#.deepfake_client.tfs.PredictRequest\x12\x36\n\x08response\x18\x02 \x01(\x0b\x32$.deepfake_client.tfs.PredictResponse\"S\n\rPredictionLog\x12\x36\n\x0bpredict_log\x18\x06 \x01(\x0b\x32\x1f.deepfake_client.tfs.PredictLogH\x00\x42\n\n\x08log_type\"\xb8\x01\n\x0fSignatureDefMap\x12M\n\rsignature_def\x18\x01 \x03(\x0b\x32\x36.deepfake_client.tfs.SignatureDefMap.SignatureDefEntry\x1aV\n\x11SignatureDefEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x30\n\x05value\x18\x02 \x01(\x0b\x32!.deepfake_client.tfs.SignatureDef:\x02\x38\x01\"e\n\x17GetModelMetadataRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12\x16\n\x0emetadata_field\x18\x02 \x03(\t\"\xe4\x01\n\x18GetModelMetadataResponse\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\x12M\n\x08metadata\x18\x02 \x03(\x0b\x32;.deepfake_client.tfs.GetModelMetadataResponse.MetadataEntry\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01\"K\n\x15GetModelStatusRequest\x12\x32\n\nmodel_spec\x18\x01 \x01(\x0b\x32\x1e.deepfake_client.tfs.ModelSpec\"\xea\x01\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12<\n\x05state\x18\x02 \x01(\x0e\x32-.deepfake_client.tfs.ModelVersionStatus.State\x12\x30\n\x06status\x18\x03 \x01(\x0b\x32 .deepfake_client.tfs.StatusProto\"S\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\t\n\x05START\x10\n\x12\x0b\n\x07LOADING\x10\x14\x12\r\n\tAVAILABLE\x10\x1e\x12\r\n\tUNLOADING\x10(\x12\x07\n\x03\x45ND\x10\x32\"u\n\x16GetModelStatusResponse\x12[\n\x14model_version_status\x18\x01 \x03(\x0b\x32\'.deepfake_client.tfs.ModelVersionStatusR\x14model_version_status\"\xc6\x03\n!FileSystemStoragePathSourceConfig\x1a\xa0\x03\n\x15ServableVersionPolicy\x12\x65\n\x06latest\x18\x64 \x01(\x0b\x32S.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.LatestH\x00\x12_\n\x03\x61ll\x18\x65 \x01(\x0b\x32P.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.AllH\x00\x12i\n\x08specific\x18\x66 \x01(\x0b\x32U.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy.SpecificH\x00\x1a\x1e\n\x06Latest\x12\x14\n\x0cnum_versions\x18\x01 \x01(\r\x1a\x05\n\x03\x41ll\x1a\x1c\n\x08Specific\x12\x10\n\x08versions\x18\x01 \x03(\x03\x42\x0f\n\rpolicy_choice\"\xb5\x02\n\x0bModelConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tbase_path\x18\x02 \x01(\t\x12\x16\n\x0emodel_platform\x18\x04 \x01(\t\x12j\n\x14model_version_policy\x18\x07 \x01(\x0b\x32L.deepfake_client.tfs.FileSystemStoragePathSourceConfig.ServableVersionPolicy\x12K\n\x0eversion_labels\x18\x08 \x03(\x0b\x32\x33.deepfake_client.tfs.ModelConfig.VersionLabelsEntry\x1a\x34\n\x12VersionLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"C\n\x0fModelConfigList\x12\x30\n\x06\x63onfig\x18\x01 \x03(\x0b\x32 .deepfake_client.tfs.ModelConfig\"`\n\x11ModelServerConfig\x12\x41\n\x11model_config_list\x18\x01 \x01(\x0b\x32$.deepfake_client.tfs.ModelConfigListH\x00\x42\x08\n\x06\x63onfig\"M\n\x13ReloadConfigRequest\x12\x36\n\x06\x63onfig\x18\x01 \x01(\x0b\x32&.deepfake_client.tfs.ModelServerConfig\"H\n\x14ReloadConfigResponse\x12\x30\n\x06status\x18\x01 \x01(\x0b\x32 .deepfake_client.tfs.StatusProto*\xf5\x01\n\x08\x44\x61taType\x12\x0e\n\nDT_INVALID\x10\x00\x12\x0c\n\x08\x44T_FLOAT\x10\x01\x12\r\n\tDT_DOUBLE\x10\x02\x12\x0c\n\x08\x44T_INT32\x10\x03\x12\x0c\n\x08\x44T_UINT8\x10\x04\x12\x0c\n\x08\x44T_INT16\x10\x05\x12\x0b\n\x07\x44T_INT8\x10\x06\x12\r\n\tDT_STRING\x10\x07\x12\x10\n\x0c\x44T_COMPLEX64\x10\x08\x12\x0c\n\x08\x44T_INT64\x10\t\x12\x0b\n\x07\x44T_BOOL\x10\n\x12\x0f\n\x0b\x44T_BFLOAT16\x10\x0e\x12\r\n\tDT_UINT16\x10\x11\x12\x0b\n\x07\x44T_HALF\x10\x13\x12\r\n\tDT_UINT32\x10\x16\x12\r\n\tDT_UINT64\x10\x17*\xbc\x02\n\tErrorCode\x12\x06\n\x02OK\x10\x00\x12\r\n\tCANCELLED\x10\x01\x12\x0b\n\x07UNKNOWN\x10\x02\x12\x14\n\x10INVALID_ARGUMENT\x10\x03\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\x04\x12\r\n\tNOT_FOUND\x10\x05\x12\x12\n\x0e\x41LREADY_EXISTS\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\x16\n\x12RESOURCE_EXHAUSTED\x10\x08\x12\x17\n\x13\x46\x41ILED_PRECONDITION\x10\t\x12\x0b\n\x07\x41\x42ORTED\x10\n\x12\x10\n\x0cOUT_OF_RANGE\x10\x0b\x12\x11\n\rUNIMPLEMENTED\x10\x0c\x12\x0c\n\x08INTERNAL\x10\r\x12\x0f\n\x0bUNAVAILABLE\x10\x0e\x12\r\n\tDATA_LOSS\x10\x0f\x12\x13\n\x0fUNAUTHENTICATED\x10\x10\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -57,10 +57,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_MODELCONFIG_VERSIONLABELSENTRY']._options = None
   _globals['_MODELCONFIG_VERSIONLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DATATYPE']._serialized_start=3919
-  _globals['_DATATYPE']._serialized_end=4164
-  _globals['_ERRORCODE']._serialized_start=4167
-  _globals['_ERRORCODE']._serialized_end=4483
+  _globals['_DATATYPE']._serialized_start=4128
+  _globals['_DATATYPE']._serialized_end=4373
+  _globals['_ERRORCODE']._serialized_start=4376
+  _globals['_ERRORCODE']._serialized_end=4692
   _globals['_TENSORSHAPEPROTO']._serialized_start=117
   _globals['_TENSORSHAPEPROTO']._serialized_end=248
   _globals['_TENSORSHAPEPROTO_DIM']._serialized_start=215
@@ -87,44 +87,48 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_PREDICTRESPONSE']._serialized_end=1873
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_start=1793
   _globals['_PREDICTRESPONSE_OUTPUTSENTRY']._serialized_end=1873
-  _globals['_SIGNATUREDEFMAP']._serialized_start=1876
-  _globals['_SIGNATUREDEFMAP']._serialized_end=2060
-  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_start=1974
-  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_end=2060
-  _globals['_GETMODELMETADATAREQUEST']._serialized_start=2062
-  _globals['_GETMODELMETADATAREQUEST']._serialized_end=2163
-  _globals['_GETMODELMETADATARESPONSE']._serialized_start=2166
-  _globals['_GETMODELMETADATARESPONSE']._serialized_end=2394
-  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_start=2325
-  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_end=2394
-  _globals['_GETMODELSTATUSREQUEST']._serialized_start=2396
-  _globals['_GETMODELSTATUSREQUEST']._serialized_end=2471
-  _globals['_MODELVERSIONSTATUS']._serialized_start=2474
-  _globals['_MODELVERSIONSTATUS']._serialized_end=2708
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=2625
-  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=2708
-  _globals['_GETMODELSTATUSRESPONSE']._serialized_start=2710
-  _globals['_GETMODELSTATUSRESPONSE']._serialized_end=2827
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG']._serialized_start=2830
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG']._serialized_end=3284
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY']._serialized_start=2868
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY']._serialized_end=3284
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_LATEST']._serialized_start=3200
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_LATEST']._serialized_end=3230
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_ALL']._serialized_start=3232
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_ALL']._serialized_end=3237
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_SPECIFIC']._serialized_start=3239
-  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_SPECIFIC']._serialized_end=3267
-  _globals['_MODELCONFIG']._serialized_start=3287
-  _globals['_MODELCONFIG']._serialized_end=3596
-  _globals['_MODELCONFIG_VERSIONLABELSENTRY']._serialized_start=3544
-  _globals['_MODELCONFIG_VERSIONLABELSENTRY']._serialized_end=3596
-  _globals['_MODELCONFIGLIST']._serialized_start=3598
-  _globals['_MODELCONFIGLIST']._serialized_end=3665
-  _globals['_MODELSERVERCONFIG']._serialized_start=3667
-  _globals['_MODELSERVERCONFIG']._serialized_end=3763
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=3765
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=3842
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=3844
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=3916
+  _globals['_PREDICTLOG']._serialized_start=1875
+  _globals['_PREDICTLOG']._serialized_end=1997
+  _globals['_PREDICTIONLOG']._serialized_start=1999
+  _globals['_PREDICTIONLOG']._serialized_end=2082
+  _globals['_SIGNATUREDEFMAP']._serialized_start=2085
+  _globals['_SIGNATUREDEFMAP']._serialized_end=2269
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_start=2183
+  _globals['_SIGNATUREDEFMAP_SIGNATUREDEFENTRY']._serialized_end=2269
+  _globals['_GETMODELMETADATAREQUEST']._serialized_start=2271
+  _globals['_GETMODELMETADATAREQUEST']._serialized_end=2372
+  _globals['_GETMODELMETADATARESPONSE']._serialized_start=2375
+  _globals['_GETMODELMETADATARESPONSE']._serialized_end=2603
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_start=2534
+  _globals['_GETMODELMETADATARESPONSE_METADATAENTRY']._serialized_end=2603
+  _globals['_GETMODELSTATUSREQUEST']._serialized_start=2605
+  _globals['_GETMODELSTATUSREQUEST']._serialized_end=2680
+  _globals['_MODELVERSIONSTATUS']._serialized_start=2683
+  _globals['_MODELVERSIONSTATUS']._serialized_end=2917
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_start=2834
+  _globals['_MODELVERSIONSTATUS_STATE']._serialized_end=2917
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_start=2919
+  _globals['_GETMODELSTATUSRESPONSE']._serialized_end=3036
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG']._serialized_start=3039
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG']._serialized_end=3493
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY']._serialized_start=3077
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY']._serialized_end=3493
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_LATEST']._serialized_start=3409
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_LATEST']._serialized_end=3439
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_ALL']._serialized_start=3441
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_ALL']._serialized_end=3446
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_SPECIFIC']._serialized_start=3448
+  _globals['_FILESYSTEMSTORAGEPATHSOURCECONFIG_SERVABLEVERSIONPOLICY_SPECIFIC']._serialized_end=3476
+  _globals['_MODELCONFIG']._serialized_start=3496
+  _globals['_MODELCONFIG']._serialized_end=3805
+  _globals['_MODELCONFIG_VERSIONLABELSENTRY']._serialized_start=3753
+  _globals['_MODELCONFIG_VERSIONLABELSENTRY']._serialized_end=3805
+  _globals['_MODELCONFIGLIST']._serialized_start=3807
+  _globals['_MODELCONFIGLIST']._serialized_end=3874
+  _globals['_MODELSERVERCONFIG']._serialized_start=3876
+  _globals['_MODELSERVERCONFIG']._serialized_end=3972
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=3974
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=4051
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=4053
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=4125
 # @@protoc_insertion_point(module_scope)
