@@ -55,6 +55,29 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return path
 
 
+def tiny_keras_model(input_size: int = 64, seed: int = 0):
+    """A small, untrained Keras model of the contract's form (uint8-range RGB in, one logit out)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((input_size, input_size, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1)(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="session")
+def exported_version(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A complete version directory (``.../deepfake_detector/1``) made by the real export path."""
+    from export.version import export_model
+
+    repository = tmp_path_factory.mktemp("exported")
+    result = export_model(tiny_keras_model(), repository, backbone="tiny-test", threshold=0.5)
+    return pathlib.Path(result.path)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,109 @@
+"""Checks a version directory before it is published: TF Serving must be able to serve it as is.
+
+It loads the SavedModel back with TensorFlow's loader, checks the signatures against Contract 2,
+runs both image signatures on the golden batch and compares them with the Keras model's scores,
+checks ``model_info``, and parses and replays every warm-up record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from deepfake_client import contract
+from deepfake_client.errors import InvalidInputError
+from deepfake_client.tensors import make_ndarray
+from export.metadata import GOLDEN_TOLERANCE
+
+# (signature, {input: (dtype, shape)}, {output: (dtype, shape)}); -1 = any size, "S" = the input size.
+SPEC = {
+    contract.DEFAULT_SIGNATURE: (
+        {contract.IMAGES_INPUT: ("uint8", [-1, "S", "S", 3])},
+        {contract.PROBABILITY_OUTPUT: ("float32", [-1]), contract.LOGIT_OUTPUT: ("float32", [-1])},
+    ),
+    contract.ENCODED_SIGNATURE: (
+        {contract.IMAGE_BYTES_INPUT: ("string", [-1])},
+        {contract.PROBABILITY_OUTPUT: ("float32", [-1]), contract.LOGIT_OUTPUT: ("float32", [-1])},
+    ),
+    contract.INFO_SIGNATURE: (
+        {contract.INFO_INPUT: ("int32", [-1])},
+        {
+            contract.INFO_INPUT_SIZE: ("int32", [-1]),
+            contract.INFO_CROP_MARGIN: ("float32", [-1]),
+            contract.INFO_THRESHOLD: ("float32", [-1]),
+        },
+    ),
+}
+
+
+@dataclasses.dataclass
+class ValidationReport:
+    """What validation measured: the largest score differences and the warm-up records replayed."""
+
+    max_abs_diff_keras: float
+    max_abs_diff_encoded: float
+    warmup_records: int
+    tolerance: float = GOLDEN_TOLERANCE
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _spec_of(tensor_spec: Any) -> tuple[str, list[int | None]]:
+    return tensor_spec.dtype.name, list(tensor_spec.shape.as_list())
+
+
+def check_signatures(loaded: Any, input_size: int) -> None:
+    """Raise ``InvalidInputError`` unless the loaded SavedModel's signatures match Contract 2."""
+    names = set(loaded.signatures)
+    if names != set(SPEC):
+        raise InvalidInputError(f"signatures {sorted(names)} != the contract's {sorted(SPEC)}")
+    for name, (inputs, outputs) in SPEC.items():
+        function = loaded.signatures[name]
+        actual_inputs = {k: _spec_of(v) for k, v in function.structured_input_signature[1].items()}
+        actual_outputs = {k: _spec_of(v) for k, v in function.structured_outputs.items()}
+        for label, expected, actual in (("input", inputs, actual_inputs), ("output", outputs, actual_outputs)):
+            want = {k: (d, [None if s == -1 else input_size if s == "S" else s for s in shape])
+                    for k, (d, shape) in expected.items()}
+            if want != actual:
+                raise InvalidInputError(f"signature {name!r}: {label}s {actual} != the contract's {want}")
+
+
+def validate_version(path: str | pathlib.Path, keras_model: Any, golden: np.ndarray, input_size: int,
+                     crop_margin: float, threshold: float) -> ValidationReport:
+    """Load the SavedModel at ``path`` and check it; raise ``InvalidInputError`` on any mismatch."""
+    import tensorflow as tf
+
+    from export.warmup import read_warmup
+
+    path = pathlib.Path(path)
+    loaded = tf.saved_model.load(str(path))
+    check_signatures(loaded, input_size)
+    default = loaded.signatures[contract.DEFAULT_SIGNATURE]
+    served = default(**{contract.IMAGES_INPUT: tf.constant(golden)})
+    expected = tf.sigmoid(tf.reshape(tf.cast(keras_model(golden.astype(np.float32), training=False), tf.float32), [-1]))
+    diff_keras = float(np.max(np.abs(served[contract.PROBABILITY_OUTPUT].numpy() - expected.numpy())))
+    if not diff_keras <= GOLDEN_TOLERANCE:
+        raise InvalidInputError(f"exported scores differ from Keras by {diff_keras:.2e} > {GOLDEN_TOLERANCE:.0e}")
+    pngs = tf.constant([tf.io.encode_png(image).numpy() for image in golden])
+    from_png = loaded.signatures[contract.ENCODED_SIGNATURE](**{contract.IMAGE_BYTES_INPUT: pngs})
+    diff_encoded = float(np.max(np.abs(from_png[contract.PROBABILITY_OUTPUT].numpy()
+                                       - served[contract.PROBABILITY_OUTPUT].numpy())))
+    if not diff_encoded <= GOLDEN_TOLERANCE:
+        raise InvalidInputError(f"'encoded' differs from 'serving_default' on PNG crops by {diff_encoded:.2e}")
+    info = loaded.signatures[contract.INFO_SIGNATURE](**{contract.INFO_INPUT: tf.constant([0], tf.int32)})
+    got = (int(info[contract.INFO_INPUT_SIZE][0]), float(info[contract.INFO_CROP_MARGIN][0]),
+           float(info[contract.INFO_THRESHOLD][0]))
+    if got[0] != input_size or abs(got[1] - crop_margin) > 1e-6 or abs(got[2] - threshold) > 1e-6:
+        raise InvalidInputError(f"model_info answers {got}, expected {(input_size, crop_margin, threshold)}")
+    records = read_warmup(path / contract.WARMUP_FILE)
+    if not records:
+        raise InvalidInputError("the warm-up file holds no record")
+    for record in records:
+        request = record.predict_log.request
+        signature = loaded.signatures[request.model_spec.signature_name or contract.DEFAULT_SIGNATURE]
+        signature(**{key: tf.constant(make_ndarray(value)) for key, value in request.inputs.items()})
+    return ValidationReport(diff_keras, diff_encoded, len(records))

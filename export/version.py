@@ -1,0 +1,132 @@
+"""A trained run -> a complete version directory -> the next version in a model repository.
+
+``export_run`` is the whole job of ``deepfake-export``: read the run (``model.keras`` and
+``run.json``), build the SavedModel with its signatures, warm-up records, model.json and golden
+batch in a staging directory, validate it, and publish it atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import orjson
+
+from deepfake_client import contract
+from deepfake_client.errors import InvalidInputError, NotFoundError
+from export.publish import publish_version
+
+RUN_MODEL = "model.keras"
+RUN_INFO = "run.json"
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """The published version and what validation measured."""
+
+    version: int
+    path: str
+    input_size: int
+    crop_margin: float
+    threshold: float
+    validation: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_run(run_dir: str | pathlib.Path) -> tuple[Any, dict[str, Any]]:
+    """Load a run's Keras model and ``run.json``.
+
+    Raises:
+        NotFoundError: the run folder or its model is missing.
+        InvalidInputError: run.json is unreadable or the model's input is not ``[batch, S, S, 3]``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise NotFoundError(f"{run_dir}: no such run folder")
+    model_path = run_dir / RUN_MODEL
+    if not model_path.is_file():
+        raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
+    try:
+        info = orjson.loads((run_dir / RUN_INFO).read_bytes())
+    except FileNotFoundError as err:
+        raise NotFoundError(f"{run_dir}: the run has no {RUN_INFO}") from err
+    except orjson.JSONDecodeError as err:
+        raise InvalidInputError(f"{run_dir / RUN_INFO}: not valid JSON: {err}") from err
+    import keras
+
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise InvalidInputError(f"{model_path}: cannot load the Keras model: {err}") from err
+    return model, info
+
+
+def model_input_size(model: Any) -> int:
+    """``S`` of a model whose input is ``[batch, S, S, 3]``; ``InvalidInputError`` otherwise."""
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise InvalidInputError(f"the model's input shape {list(shape)} is not [batch, S, S, 3]")
+    return int(shape[1])
+
+
+def build_version(staging: pathlib.Path, model: Any, *, crop_margin: float, threshold: float,
+                  backbone: str, dataset: dict | None = None, metrics: dict | None = None,
+                  config: dict | None = None, version: int | None = None) -> dict[str, Any]:
+    """Write a complete, validated version into the empty directory ``staging``."""
+    import tensorflow as tf
+
+    from export.metadata import GOLDEN_FILE, golden_images, model_metadata, save_golden
+    from export.signatures import build_serving_module, save_serving_model
+    from export.validate import validate_version
+    from export.warmup import warmup_requests, write_warmup
+
+    size = model_input_size(model)
+    module = build_serving_module(model, size, crop_margin, threshold)
+    save_serving_model(module, staging)
+    write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size))
+    golden = golden_images(size)
+    served = module.serving_default(tf.constant(golden))
+    save_golden(staging / GOLDEN_FILE, golden, served[contract.PROBABILITY_OUTPUT].numpy(),
+                served[contract.LOGIT_OUTPUT].numpy())
+    meta = model_metadata(backbone=backbone, input_size=size, crop_margin=crop_margin, threshold=threshold,
+                          dataset=dataset, metrics=metrics, config=config, version=version)
+    report = validate_version(staging, model, golden, size, crop_margin, threshold)
+    meta["validation"] = report.as_dict()
+    (staging / contract.METADATA_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    return meta
+
+
+def export_model(model: Any, repository: str | pathlib.Path, *, crop_margin: float = contract.DEFAULT_CROP_MARGIN,
+                 threshold: float = contract.DEFAULT_THRESHOLD, backbone: str = "unknown",
+                 dataset: dict | None = None, metrics: dict | None = None, config: dict | None = None,
+                 version: int | None = None, model_name: str = contract.MODEL_NAME) -> ExportResult:
+    """Export a Keras model as the next (or the given) version of ``model_name`` in ``repository``."""
+    model_input_size(model)  # refuse a wrong model before touching the repository
+    built: dict[str, Any] = {}
+
+    def build(staging: pathlib.Path, number: int) -> None:
+        built.update(build_version(staging, model, crop_margin=crop_margin, threshold=threshold,
+                                   backbone=backbone, dataset=dataset, metrics=metrics, config=config,
+                                   version=number))
+
+    path = publish_version(repository, build, version=version, model_name=model_name)
+    return ExportResult(version=int(path.name), path=str(path), input_size=built["input_size"],
+                        crop_margin=built["crop_margin"], threshold=built["threshold"],
+                        validation=built["validation"])
+
+
+def export_run(run_dir: str | pathlib.Path, repository: str | pathlib.Path, *, version: int | None = None,
+               model_name: str = contract.MODEL_NAME) -> ExportResult:
+    """Export a training run (``model.keras`` + ``run.json``) as the next version in ``repository``."""
+    model, info = read_run(run_dir)
+    return export_model(
+        model, repository,
+        crop_margin=float(info.get("crop_margin", contract.DEFAULT_CROP_MARGIN)),
+        threshold=float(info.get("threshold", contract.DEFAULT_THRESHOLD)),
+        backbone=str(info.get("backbone", "unknown")),
+        dataset=info.get("dataset"), metrics=info.get("metrics"), config=info.get("config"),
+        version=version, model_name=model_name,
+    )
