@@ -84,3 +84,104 @@ def write_video(path: str | pathlib.Path, frames: Iterable[np.ndarray], fps: flo
 def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     yield first
     yield from rest
+
+
+# Where the face is inside real_face() (found once with the Haar detector): x, y, w, h.
+_FACE_BOX = (55, 56, 98, 98)
+
+
+def face_mask(height: int, width: int, box: tuple[float, float, float, float], rng: np.random.Generator,
+              feather: float = 3.0) -> np.ndarray:
+    """A soft elliptical mask (float32 0..1, ``[H, W]``) over the inner face in ``box``, randomly deformed."""
+    import cv2
+
+    x, y, w, h = box
+    mask = np.zeros((height, width), dtype=np.float32)
+    center = (round(x + w * rng.uniform(0.45, 0.55)), round(y + h * rng.uniform(0.5, 0.6)))
+    axes = (max(2, round(w * rng.uniform(0.32, 0.42))), max(2, round(h * rng.uniform(0.4, 0.52))))
+    cv2.ellipse(mask, center, axes, float(rng.uniform(-15, 15)), 0, 360, 1.0, -1)
+    if feather > 0:
+        mask = cv2.GaussianBlur(mask, (0, 0), feather)
+    return mask
+
+
+def blend_fake(face: np.ndarray, rng: np.random.Generator, box: tuple[float, float, float, float] = _FACE_BOX,
+               strength: float = 1.0) -> np.ndarray:
+    """``face`` with a blending artefact: a resampled, colour-shifted, shifted copy blended into the inner face.
+
+    This mimics what face-swap methods leave behind (a blending boundary, a colour and resolution
+    mismatch between the inner face and its surroundings).
+    """
+    import cv2
+
+    height, width = face.shape[:2]
+    factor = rng.uniform(0.35, 0.6)
+    small = cv2.resize(face, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    source = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    gain = 1.0 + strength * rng.uniform(0.06, 0.14, size=3) * rng.choice([-1.0, 1.0], size=3)
+    source = source * gain + strength * rng.uniform(-8, 8, size=3)
+    shift = np.float32([[1, 0, rng.uniform(-2, 2) * strength], [0, 1, rng.uniform(-2, 2) * strength]])
+    source = cv2.warpAffine(source, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+    mask = face_mask(height, width, box, rng, feather=rng.uniform(1.5, 3.5))[..., None]
+    out = source * mask + face.astype(np.float32) * (1.0 - mask)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _jitter(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-video appearance changes shared by real and fake videos (so colour alone tells nothing)."""
+    out = face[:, ::-1] if rng.random() < 0.5 else face
+    out = out.astype(np.float32) * rng.uniform(0.8, 1.15) + rng.uniform(-15, 15, size=3)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int) -> list[np.ndarray]:
+    """Frames of one generated video: a real face moving over a scene, with a blend artefact if ``fake``."""
+    rng = np.random.default_rng(seed)
+    face = _jitter(real_face(), rng)
+    if fake:
+        face = blend_fake(face, rng)  # the face box is symmetric enough to survive _jitter's flip
+    face_height = round(rng.uniform(0.6, 0.8) * height)
+    start = np.array([rng.uniform(0.4, 0.6) * width, rng.uniform(0.45, 0.55) * height])
+    velocity = rng.uniform(-0.1, 0.1, size=2) * np.array([width, height])
+    frames = []
+    for i in range(count):
+        t = i / max(1, count - 1)
+        center = start + velocity * t
+        frames.append(scene(face, height, width, (float(center[0]), float(center[1])), face_height,
+                            np.random.default_rng(rng.integers(1 << 31))))
+    return frames
+
+
+def generate_dataset(
+    out_dir: str | pathlib.Path,
+    videos_per_class: int = 12,
+    *,
+    frames: int = 12,
+    height: int = 240,
+    width: int = 320,
+    fps: float = 10.0,
+    images_per_class: int = 0,
+    seed: int = 0,
+) -> pathlib.Path:
+    """Write a plain ``real/`` + ``fake/`` dataset of short H.264 videos (and optionally PNG images).
+
+    Real videos show the real face; fake ones the same face with a blending artefact (see
+    :func:`blend_fake`). The Haar detector finds the faces in every frame.
+
+    Returns:
+        ``out_dir``, readable with ``training.datasets.read_folder``.
+    """
+    import cv2
+
+    out = pathlib.Path(out_dir)
+    for label in ("real", "fake"):
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for i in range(videos_per_class):
+            video_seed = seed * 100_003 + i * 2 + (label == "fake")
+            path = out / label / f"{label}_{i:03d}.mp4"
+            write_video(path, synthetic_frames(label == "fake", frames, height, width, video_seed), fps=fps)
+        for i in range(images_per_class):
+            image_seed = seed * 100_003 + 50_000 + i * 2 + (label == "fake")
+            frame = synthetic_frames(label == "fake", 1, height, width, image_seed)[0]
+            cv2.imwrite(str(out / label / f"{label}_img_{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return out
