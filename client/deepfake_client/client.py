@@ -1,0 +1,380 @@
+"""``DetectorClient``: video or image -> faces -> crops -> TF Serving -> verdict.
+
+```python
+with DetectorClient("grpc://tfserving:8500", label="stable") as client:
+    verdict = client.scan_video("upload.mp4")
+```
+
+What a version needs from the client (its input size ``S``, crop margin and threshold) is read
+from the server per version (metadata signature shape and the ``model_info`` signature) and cached;
+a version never changes once published. The crops are made for the version the target resolves
+to; if another version answers (a label moved mid-scan) with a different crop, or the server
+refuses the shape, the metadata is read again and the scan retried once on that version.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deepfake_client import contract
+from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
+from deepfake_client.faces import Face, FaceDetector, crop_face, extract_faces, make_detector
+from deepfake_client.tracks import link_tracks
+from deepfake_client.transport.base import DEFAULT_TIMEOUT_S, Target, Transport, call_with_retries, make_transport
+from deepfake_client.verdict import FaceScore, Verdict, make_verdict
+from deepfake_client.video import DEFAULT_FRAMES, is_image, is_video, load_image, sample_frames
+
+log = logging.getLogger("deepfake_client")
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_RESOLVE_TTL_S = 30.0
+ENCODINGS = ("uint8", "jpeg")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What the client must know about one model version, read from the server."""
+
+    model: str
+    version: int
+    input_size: int
+    crop_margin: float
+    threshold: float
+
+    def crop_params(self) -> tuple[int, float]:
+        return self.input_size, self.crop_margin
+
+
+@dataclass
+class Prepared:
+    """Faces cropped for one version, ready to score (the CLI prepares the next file while scoring)."""
+
+    source: str
+    kind: str
+    target: Target
+    info: VersionInfo
+    faces: list[Face]
+    frames: int
+    timings_s: dict[str, float] = field(default_factory=dict)
+    redo: Callable[[VersionInfo], Prepared] | None = None  # crop again for another version
+
+
+class DetectorClient:
+    """A client of the deepfake detector on TF Serving (or the dev server), over gRPC or REST.
+
+    Args:
+        url: ``grpc://host:8500`` (``grpcs://`` for TLS) or ``http(s)://host:8501``.
+        model: the model name.
+        version: a version number to target, or
+        label: a version label (``stable``, ``canary``); neither means the latest version.
+        canary_share: the fraction of scans sent to the ``canary`` label instead.
+        timeout_s: the deadline of each call.
+        retries: retries of a call on UNAVAILABLE / 503 / connection reset, with backoff and jitter.
+        batch_size: faces per predict request.
+        encoding: ``uint8`` (pixels, ``serving_default``) or ``jpeg`` (the ``encoded`` signature).
+        detector: the face detector's name (see ``faces.make_detector``) or an instance factory.
+        frames: frames sampled per video, or
+        per_second: frames sampled per second of video.
+        aggregation: ``confident``, ``mean`` or ``max`` (see ``verdict.aggregate``).
+        threshold: overrides the version's decision threshold.
+        root_certificates: PEM roots for TLS.
+        headers: sent with every call (e.g. ``{"authorization": "Bearer ..."}``).
+        transport: a ready transport (instead of ``url``'s).
+        seed: seeds the canary draw and the retry jitter.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str = contract.MODEL_NAME,
+        version: int | None = None,
+        label: str | None = None,
+        canary_share: float = 0.0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retries: int = 3,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        encoding: str = "uint8",
+        detector: str | Callable[[], FaceDetector] = "haar",
+        frames: int = DEFAULT_FRAMES,
+        per_second: float | None = None,
+        aggregation: str = "confident",
+        threshold: float | None = None,
+        root_certificates: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        transport: Transport | None = None,
+        seed: int | None = None,
+    ):
+        if not 0.0 <= canary_share <= 1.0:
+            raise InvalidInputError(f"canary_share must be in [0, 1], got {canary_share}")
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        if encoding not in ENCODINGS:
+            raise InvalidInputError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+        self.target = Target(model, version=version, label=label)
+        self.transport = transport or make_transport(url, root_certificates=root_certificates, headers=headers)
+        self.canary_share = canary_share
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.batch_size = batch_size
+        self.encoding = encoding
+        self.frames = frames
+        self.per_second = per_second
+        self.aggregation = aggregation
+        self.threshold = threshold
+        self._detector_factory = (lambda: make_detector(detector)) if isinstance(detector, str) else detector
+        self._local = threading.local()
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._versions: dict[int, VersionInfo] = {}
+        self._resolved: dict[Target, tuple[int, float]] = {}
+
+    # -- model versions -------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], object]) -> object:
+        return call_with_retries(fn, retries=self.retries, rng=self._rng)
+
+    def info(self, target: Target | None = None, *, fresh: bool = False) -> VersionInfo:
+        """The input size, crop margin and threshold of the version ``target`` stands for now."""
+        target = target or self.target
+        version = target.version
+        if version is None:
+            cached = self._resolved.get(target)
+            if cached and not fresh and time.monotonic() - cached[1] < DEFAULT_RESOLVE_TTL_S:
+                version = cached[0]
+        if version is not None and version in self._versions:
+            return self._versions[version]
+        meta = self._call(lambda: self.transport.metadata(target, timeout_s=self.timeout_s))
+        version = meta.version  # type: ignore[attr-defined]
+        with self._lock:
+            if target.version is None:
+                self._resolved[target] = (version, time.monotonic())
+            if version in self._versions:
+                return self._versions[version]
+        info = self._read_info(target.pinned(version), meta)
+        with self._lock:
+            self._versions[version] = info
+        return info
+
+    def _read_info(self, pinned: Target, meta: object) -> VersionInfo:
+        signatures = meta.signatures  # type: ignore[attr-defined]
+        size = None
+        sig = signatures.get(contract.DEFAULT_SIGNATURE)
+        if sig is not None and contract.IMAGES_INPUT in sig.inputs:
+            shape = sig.inputs[contract.IMAGES_INPUT].shape
+            if shape and len(shape) == 4 and shape[1] > 0:
+                size = int(shape[1])
+        margin, threshold = contract.DEFAULT_CROP_MARGIN, contract.DEFAULT_THRESHOLD
+        if contract.INFO_SIGNATURE in signatures:
+            result = self._call(
+                lambda: self.transport.predict(
+                    pinned, contract.INFO_SIGNATURE, {contract.INFO_INPUT: np.zeros(1, np.int32)}, timeout_s=self.timeout_s
+                )
+            )
+            out = result.outputs  # type: ignore[attr-defined]
+            margin = float(np.asarray(out[contract.INFO_CROP_MARGIN]).reshape(-1)[0])
+            threshold = float(np.asarray(out[contract.INFO_THRESHOLD]).reshape(-1)[0])
+            size = size or int(np.asarray(out[contract.INFO_INPUT_SIZE]).reshape(-1)[0])
+        else:
+            log.warning("%s version %s has no %s signature: default margin and threshold", pinned.model,
+                        pinned.version, contract.INFO_SIGNATURE)  # fmt: skip
+        if not size:
+            raise DeepfakeError(f"{pinned.model} version {pinned.version}: cannot tell its input size")
+        return VersionInfo(pinned.model, int(pinned.version or 0), size, margin, threshold)
+
+    def _choose_target(self) -> tuple[Target, VersionInfo]:
+        if self.canary_share > 0 and self._rng.random() < self.canary_share:
+            canary = Target(self.target.model, label=contract.CANARY_LABEL)
+            try:
+                return canary, self.info(canary)
+            except NotFoundError as err:
+                log.warning("no canary to send to (%s); using %s", err, self.target.describe())
+        return self.target, self.info(self.target)
+
+    # -- preparation (CPU: decode, detect, crop) ------------------------------------------------
+
+    @property
+    def detector(self) -> FaceDetector:
+        """This thread's face detector (detectors are not shared between threads)."""
+        if getattr(self._local, "detector", None) is None:
+            self._local.detector = self._detector_factory()
+        return self._local.detector
+
+    def prepare(self, source: str | pathlib.Path) -> Prepared:
+        """Decode, detect and crop a video or image file for the version the target stands for now."""
+        target, info = self._choose_target()
+        if is_image(source):
+            return self._prepare_image(str(source), None, target, info)
+        if not is_video(source) and not pathlib.Path(source).exists():
+            raise NotFoundError(f"{source}: no such file")
+        return self._prepare_video(str(source), target, info)
+
+    def _prepare_video(self, path: str, target: Target, info: VersionInfo) -> Prepared:
+        timings = {"decode": 0.0, "detect": 0.0, "crop": 0.0}
+        faces: list[Face] = []
+        frames = 0
+        iterator = sample_frames(path, self.frames, per_second=self.per_second)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(iterator, None)
+            t1 = time.perf_counter()
+            timings["decode"] += t1 - t0
+            if frame is None:
+                break
+            frames += 1
+            detections = self.detector.detect(frame.rgb)
+            t2 = time.perf_counter()
+            for d in detections:
+                faces.append(Face(frame.index, frame.timestamp_s, d.box, d.confidence,
+                                  crop_face(frame.rgb, d.box, info.crop_margin, info.input_size)))  # fmt: skip
+            timings["detect"] += t2 - t1
+            timings["crop"] += time.perf_counter() - t2
+        return Prepared(path, "video", target, info, faces, frames, timings,
+                        redo=lambda new: self._prepare_video(path, target, new))  # fmt: skip
+
+    def _prepare_image(self, source: str, image: np.ndarray | None, target: Target, info: VersionInfo) -> Prepared:
+        t0 = time.perf_counter()
+        rgb = load_image(source) if image is None else image
+        t1 = time.perf_counter()
+        faces = extract_faces(rgb, self.detector, info.crop_margin, info.input_size)
+        t2 = time.perf_counter()
+        return Prepared(source, "image", target, info, faces, 1, {"decode": t1 - t0, "detect": t2 - t1},
+                        redo=lambda new: self._prepare_image(source, rgb, target, new))  # fmt: skip
+
+    # -- scoring (network) ----------------------------------------------------------------------
+
+    def _predict(self, target: Target, crops: np.ndarray) -> tuple[np.ndarray, set[int | None]]:
+        import cv2
+
+        scores, versions = [], set()
+        for start in range(0, len(crops), self.batch_size):
+            batch = crops[start : start + self.batch_size]
+            if self.encoding == "jpeg":
+                signature = contract.ENCODED_SIGNATURE
+                encoded = [cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+                           .tobytes() for c in batch]  # fmt: skip
+                inputs: dict = {contract.IMAGE_BYTES_INPUT: encoded}
+            else:
+                signature, inputs = contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: np.ascontiguousarray(batch)}
+            result = self._call(lambda: self.transport.predict(  # noqa: B023 - called at once
+                target, signature, inputs, output_filter=[contract.PROBABILITY_OUTPUT], timeout_s=self.timeout_s))
+            probs = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float64).reshape(-1)  # type: ignore[attr-defined]
+            if probs.size != len(batch):
+                raise DeepfakeError(f"the server answered {probs.size} scores for {len(batch)} faces")
+            scores.append(probs)
+            versions.add(result.version)  # type: ignore[attr-defined]
+        return (np.concatenate(scores) if scores else np.zeros(0)), versions
+
+    def score(self, prepared: Prepared) -> Verdict:
+        """Send prepared faces to the server and build the verdict."""
+        t0 = time.perf_counter()
+        target, info = prepared.target, prepared.info
+        crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else np.zeros((0, 1, 1, 3), np.uint8)
+        probs, answered = np.zeros(0), info.version
+        for attempt in range(2):
+            if not len(crops):
+                break
+            try:
+                probs, versions = self._predict(target, crops)
+            except (InvalidInputError, NotFoundError):
+                if attempt or self.target.version is not None:
+                    raise
+                fresh = self.info(prepared.target, fresh=True)  # a label moved, or a version went away
+                if fresh.version == info.version:
+                    raise
+                answered = fresh.version
+            else:
+                others = {v for v in versions if v is not None and v != info.version}
+                if not others:
+                    answered = info.version
+                    break
+                answered = max(others)  # a label moved mid-scan
+                new = self.info(target.pinned(answered))
+                if new.crop_params() == info.crop_params():
+                    info = new  # same crop: the answer stands, with the answering version's threshold
+                    break
+                if attempt:
+                    raise DeepfakeError(f"version {answered} answered a scan cropped for another version")
+            if prepared.redo is None:
+                raise DeepfakeError(f"version {answered} needs another crop and {prepared.source} cannot be redone")
+            new = self.info(target.pinned(answered))
+            log.info("scanning %s again for version %s (input size %s)", prepared.source, answered, new.input_size)
+            prepared = prepared.redo(new)
+            info, target = new, target.pinned(answered)
+            crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else crops[:0]
+        predict_s = time.perf_counter() - t0
+        faces = prepared.faces
+        if faces and faces[0].box is not None:
+            tracks = link_tracks([f.frame_index for f in faces], [f.box for f in faces])
+        else:
+            tracks = [0] * len(faces)
+        scored = [FaceScore(f.frame_index, f.timestamp_s, f.box, f.confidence, float(p), t)
+                  for f, p, t in zip(faces, probs, tracks)]  # fmt: skip
+        timings = {**prepared.timings_s, "predict": predict_s}
+        timings["total"] = sum(timings.values())
+        return make_verdict(
+            source=prepared.source,
+            kind=prepared.kind,
+            faces=scored,
+            threshold=self.threshold if self.threshold is not None else info.threshold,
+            aggregation=self.aggregation,
+            model_name=info.model,
+            model_version=answered if faces else info.version,
+            target=prepared.target.describe(),
+            frames=prepared.frames,
+            timings_s=timings,
+        )
+
+    # -- the public scans -----------------------------------------------------------------------
+
+    def scan(self, source: str | pathlib.Path) -> Verdict:
+        """Scan a video or image file (told apart by its suffix)."""
+        return self.score(self.prepare(source))
+
+    def scan_video(self, path: str | pathlib.Path) -> Verdict:
+        """Sample frames of a video, find and crop every face, score them: one verdict, per track too."""
+        target, info = self._choose_target()
+        return self.score(self._prepare_video(str(path), target, info))
+
+    def scan_image(self, image: str | pathlib.Path | np.ndarray, *, name: str = "<array>") -> Verdict:
+        """Score every face in an image file or an RGB uint8 array ``[H, W, 3]``."""
+        target, info = self._choose_target()
+        if isinstance(image, np.ndarray):
+            return self.score(self._prepare_image(name, image, target, info))
+        return self.score(self._prepare_image(str(image), None, target, info))
+
+    def scan_crops(self, crops: np.ndarray | Sequence[np.ndarray], *, name: str = "<crops>") -> Verdict:
+        """Score face crops made elsewhere (RGB uint8, square); resized to the version's input size."""
+        import cv2
+
+        target, info = self._choose_target()
+        arrays = [np.asarray(c) for c in crops]
+        for c in arrays:
+            if c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 3:
+                raise InvalidInputError(f"a crop must be RGB uint8 [S, S, 3], got {c.dtype} {list(c.shape)}")
+
+        def make(new: VersionInfo) -> Prepared:
+            size = new.input_size
+            faces = [Face(i, 0.0, None, 1.0, c if c.shape[:2] == (size, size)  # type: ignore[arg-type]
+                          else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)) for i, c in enumerate(arrays)]
+            return Prepared(name, "crops", target, new, faces, len(arrays), {}, redo=make)
+
+        return self.score(make(info))
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.transport.close()
+
+    def __enter__(self) -> DetectorClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,211 @@
+"""The one interface of the gRPC and REST transports, and what they share.
+
+A transport speaks TF Serving's API and nothing more: predict, model metadata, model status. It
+maps every server or network failure onto the project's errors (Contract 5). Retries, caching and
+the scan pipeline live in :mod:`deepfake_client.client`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from deepfake_client.contract import MODEL_NAME
+from deepfake_client.errors import (
+    DeadlineExceededError,
+    DeepfakeError,
+    InvalidInputError,
+    NotFoundError,
+    ServerUnavailableError,
+)
+
+DEFAULT_TIMEOUT_S = 30.0
+UNKNOWN_LABEL_TEXT = "Unrecognized servable version label"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which model, and which version of it: a number, a label, or (neither) the latest."""
+
+    model: str = MODEL_NAME
+    version: int | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None and self.label is not None:
+            raise InvalidInputError("target either a version or a label, not both")
+
+    def describe(self) -> str:
+        if self.version is not None:
+            return f"version:{self.version}"
+        if self.label is not None:
+            return f"label:{self.label}"
+        return "latest"
+
+    def pinned(self, version: int) -> Target:
+        return Target(self.model, version=version)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A signature input or output as the metadata describes it (``-1`` for an unknown dimension)."""
+
+    dtype: str  # TensorFlow's name, e.g. "DT_UINT8"
+    shape: tuple[int, ...] | None  # None: unknown rank
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What ``GetModelMetadata`` says: the version that the target resolved to and its signatures."""
+
+    model: str
+    version: int
+    signatures: Mapping[str, Signature]
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    outputs: dict[str, np.ndarray]
+    version: int | None  # the version that answered
+
+
+Inputs = Mapping[str, "np.ndarray | Sequence[bytes]"]
+
+
+class Transport(ABC):
+    """TF Serving's API over one protocol. Every method raises only :class:`DeepfakeError`."""
+
+    url: str
+
+    @abstractmethod
+    def predict(
+        self,
+        target: Target,
+        signature: str,
+        inputs: Inputs,
+        *,
+        output_filter: Sequence[str] = (),
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> PredictResult:
+        """Run ``signature`` of the target on ``inputs`` (numpy arrays, or byte strings)."""
+
+    @abstractmethod
+    def metadata(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelMetadata:
+        """The signatures of the target's version, and which version that is."""
+
+    @abstractmethod
+    def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
+        """The state of each version (``AVAILABLE``, ``LOADING``, ...); labels are ignored, as TF Serving does."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release connections."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def error_for(code: str, message: str) -> DeepfakeError:
+    """The project's error for a gRPC status code name (``NOT_FOUND``, ``UNAVAILABLE``, ...)."""
+    if UNKNOWN_LABEL_TEXT.lower() in message.lower():
+        return NotFoundError(message)
+    if code == "NOT_FOUND":
+        return NotFoundError(message)
+    if code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "ABORTED"):
+        return ServerUnavailableError(message)
+    if code == "DEADLINE_EXCEEDED":
+        return DeadlineExceededError(message)
+    if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"):
+        return InvalidInputError(message)
+    return DeepfakeError(f"{code}: {message}")
+
+
+HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
+              502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Transient failures worth another try: unavailable, overloaded, connection reset (not timeouts)."""
+    return isinstance(error, ServerUnavailableError) and not isinstance(error, DeadlineExceededError)
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    *,
+    retries: int = 3,
+    backoff_s: float = 0.1,
+    max_backoff_s: float = 5.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Call ``call``; on a retryable error try again up to ``retries`` times.
+
+    Waits with exponential backoff and full jitter: before try ``k`` (1-based), a uniform random
+    time in ``[0, min(max_backoff_s, backoff_s * 2**k)]``.
+    """
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except DeepfakeError as err:
+            if attempt >= retries or not is_retryable(err):
+                raise
+            attempt += 1
+            sleep(rng.uniform(0.0, min(max_backoff_s, backoff_s * 2**attempt)))
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of ``grpc://``, ``grpcs://``, ``http://`` or ``https://`` URLs."""
+    parts = urlsplit(url if "://" in url else f"grpc://{url}")
+    scheme = parts.scheme.lower()
+    defaults = {"grpc": 8500, "grpcs": 443, "http": 8501, "https": 443}
+    if scheme not in defaults:
+        raise InvalidInputError(f"unsupported server URL {url!r}: use grpc://, grpcs://, http:// or https://")
+    if not parts.hostname:
+        raise InvalidInputError(f"server URL {url!r} has no host")
+    try:
+        port = parts.port or defaults[scheme]
+    except ValueError as err:
+        raise InvalidInputError(f"server URL {url!r} has a bad port") from err
+    return scheme, parts.hostname, port
+
+
+def make_transport(
+    url: str,
+    *,
+    root_certificates: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Transport:
+    """A transport for ``url``: ``grpc://host:8500`` (``grpcs://`` for TLS) or ``http(s)://host:8501``.
+
+    Args:
+        url: the server.
+        root_certificates: PEM roots for TLS (default: the system's).
+        headers: sent with every call, e.g. ``{"authorization": "Bearer ..."}``.
+    """
+    scheme, _, _ = split_url(url)
+    if scheme in ("grpc", "grpcs"):
+        from deepfake_client.transport.grpc import GrpcTransport
+
+        return GrpcTransport(url, root_certificates=root_certificates, headers=headers)
+    from deepfake_client.transport.rest import RestTransport
+
+    return RestTransport(url, root_certificates=root_certificates, headers=headers)
