@@ -1,0 +1,7 @@
+"""``python -m serving.devserver``: the same as ``deepfake-devserver``."""
+
+import sys
+
+from serving.devserver.cli import main
+
+sys.exit(main())

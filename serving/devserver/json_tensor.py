@@ -1,0 +1,404 @@
+"""TF Serving's REST JSON for tensors: the row and columnar request forms and their responses.
+
+The rules and error texts follow ``tensorflow_serving/util/json_tensor.cc``: ``instances`` (rows,
+batched along a new first dimension) or ``inputs`` (columns), never both; ``{"b64": ...}`` for
+binary strings; JSON numbers checked against the signature's dtype (no lossy conversion, no
+floats for integer inputs); dense lists only. A numeric fast path uses numpy and falls back to the
+exact element-by-element walk whenever it cannot prove the walk would succeed, so the error texts
+are always the walk's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from deepfake_client._proto import tfs_pb2
+from deepfake_client.tensors import numpy_dtype
+from serving.devserver.runtime import tf_type_name
+from serving.devserver.status import ServingError, invalid_argument
+
+ROW, COLUMNAR = "row", "columnar"
+_INT_RANGES = {
+    tfs_pb2.DT_INT32: (-(2**31), 2**31 - 1), tfs_pb2.DT_INT16: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_INT8: (-(2**31), 2**31 - 1), tfs_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_INT64: (-(2**63), 2**63 - 1), tfs_pb2.DT_UINT32: (0, 2**32 - 1),
+    tfs_pb2.DT_UINT64: (0, 2**64 - 1),
+}
+_FLOAT_MAX_INT = {tfs_pb2.DT_FLOAT: 2**24 - 1, tfs_pb2.DT_DOUBLE: 2**53 - 1}
+_FLOAT_MAX = {tfs_pb2.DT_FLOAT: float(np.finfo(np.float32).max), tfs_pb2.DT_DOUBLE: float(np.finfo(np.float64).max)}
+
+
+# ------------------------------------------------------------------ JSON value rendering for errors
+
+
+def json_type(value: Any) -> str:
+    """rapidjson's type name of a value."""
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as TF Serving quotes it in error messages."""
+    if isinstance(value, float):
+        return format_decimal(value, double=True)
+    return json.dumps(value, indent=4, ensure_ascii=False, allow_nan=True)
+
+
+def format_decimal(value: float, *, double: bool = False) -> str:
+    """TF Serving's WriteDecimal: shortest ``%g`` form that round-trips, ``.0`` on whole numbers."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    text = "%g" % value
+    if double:
+        if float(text) != value:
+            text = "%.17g" % value
+    elif np.float32(text) != np.float32(value):
+        text = "%.9g" % value
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+# ------------------------------------------------------------------ request side
+
+
+def _dense_shape(value: Any) -> list[int]:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _type_error(value: Any, dtype: int) -> ServingError:
+    return invalid_argument(
+        f"JSON Value: {json_text(value)} Type: {json_type(value)} is not of expected type: {tf_type_name(dtype)}")
+
+
+def _leaf(value: Any, dtype: int) -> Any:
+    if isinstance(value, dict):
+        if dtype != tfs_pb2.DT_STRING:
+            raise _type_error(value, dtype)
+        if not _is_b64(value):
+            raise invalid_argument(f"JSON Value: {json_text(value)} not formatted correctly for base64 data")
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            try:  # absl's Base64Unescape also takes the web-safe alphabet and missing padding
+                text = value["b64"]
+                return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except (binascii.Error, ValueError) as err:
+                raise invalid_argument("Unable to base64 decode") from err
+    if dtype == tfs_pb2.DT_STRING:
+        if not isinstance(value, str):
+            raise _type_error(value, dtype)
+        return value.encode("utf-8")
+    if dtype == tfs_pb2.DT_BOOL:
+        if not isinstance(value, bool):
+            raise _type_error(value, dtype)
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _type_error(value, dtype)
+    if dtype in _FLOAT_MAX:
+        if isinstance(value, float) and not math.isfinite(value):
+            return value
+        if isinstance(value, int) and abs(value) > _FLOAT_MAX_INT[dtype] or abs(value) > _FLOAT_MAX[dtype]:
+            target = "float" if dtype == tfs_pb2.DT_FLOAT else "double"
+            raise invalid_argument(
+                f"Cannot convert JSON value: {json_text(value)} to {target} without loss of precision.")
+        return value
+    low, high = _INT_RANGES.get(dtype, (None, None))
+    if low is None:
+        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {json_text(value)} to type: "
+                                            f"{tf_type_name(dtype)}")
+    if not isinstance(value, int) or not low <= value <= high:
+        raise _type_error(value, dtype)
+    return value
+
+
+def _walk(value: Any, level: int, shape: list[int], dtype: int, out: list[Any]) -> None:
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise invalid_argument(f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} in the "
+                                   f"JSON DOM. Expected at level: {rank}")
+        out.append(_leaf(value, dtype))
+        return
+    if level >= rank:
+        raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
+    if len(value) != shape[level]:
+        raise invalid_argument(f"Encountered list at unexpected size: {len(value)} at level: {level} expected "
+                               f"size: {shape[level]}")
+    for item in value:
+        _walk(item, level + 1, shape, dtype, out)
+
+
+def _fast_numeric(value: Any, dtype: int, shape: list[int]) -> np.ndarray | None:
+    """numpy conversion when it provably equals the walk's result; ``None`` to take the walk."""
+    if dtype == tfs_pb2.DT_STRING or not isinstance(value, list):
+        return None
+    try:
+        array = np.array(value)
+    except (ValueError, OverflowError):
+        return None
+    if list(array.shape) != shape or array.size == 0:
+        return None
+    kind = array.dtype.kind
+    if dtype == tfs_pb2.DT_BOOL:
+        return array if kind == "b" else None
+    if dtype in _FLOAT_MAX:
+        if kind in "iu":
+            if np.abs(array).max() > _FLOAT_MAX_INT[dtype]:
+                return None
+        elif kind != "f" or np.abs(array[np.isfinite(array)]).max(initial=0) > _FLOAT_MAX[dtype]:
+            return None
+        return array.astype(numpy_dtype(dtype))
+    if kind not in "iu" or dtype not in _INT_RANGES:
+        return None
+    low, high = _INT_RANGES[dtype]
+    if array.min() < low or array.max() > high:
+        return None
+    return array.astype(numpy_dtype(dtype))
+
+
+def json_to_array(value: Any, dtype: int) -> np.ndarray:
+    """One JSON value (scalar or dense nested list) as an array of the signature's dtype.
+
+    Raises:
+        ServingError: INVALID_ARGUMENT with json_tensor.cc's text.
+    """
+    shape = _dense_shape(value)
+    fast = _fast_numeric(value, dtype, shape)
+    if fast is not None:
+        return fast
+    flat: list[Any] = []
+    _walk(value, 0, shape, dtype, flat)
+    if dtype == tfs_pb2.DT_STRING:
+        array = np.empty(len(flat), dtype=object)
+        array[:] = flat
+        return array.reshape(shape)
+    return np.array(flat, dtype=numpy_dtype(dtype)).reshape(shape)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _from_instances(doc: dict, instances: list, infos: Mapping[str, tfs_pb2.TensorInfo]) -> dict[str, np.ndarray]:
+    names = sorted(infos)
+    if not isinstance(instances[0], dict) and len(infos) > 1:
+        raise invalid_argument("instances is a plain list, but expecting list of objects as multiple input "
+                               "tensors required as per tensorinfo_map")
+    objects = isinstance(instances[0], dict) and not _is_b64(instances[0])
+    if not objects:
+        for index, item in enumerate(instances):
+            if isinstance(item, dict) and not _is_b64(item):
+                raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
+        columns = {names[0]: instances}
+    else:
+        for index, item in enumerate(instances):
+            if not isinstance(item, dict) or _is_b64(item):
+                raise invalid_argument(f"Expecting object but got list at item {index} of input list")
+            for key in item:
+                if key not in infos:
+                    raise invalid_argument(f"Failed to process element: {index} key: {key} of 'instances' list. "
+                                           f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}")
+            if set(item) != set(names):
+                raise invalid_argument(f"Failed to process element: {index} of 'instances' list. JSON object: "
+                                       f"{json_text(item)} keys must be equal to: {','.join(names)}")
+        columns = {name: [item[name] for item in instances] for name in names}
+    out = {}
+    for name, rows in columns.items():
+        dtype = infos[name].dtype
+        fast = _fast_numeric(rows, dtype, _dense_shape(rows))
+        if fast is not None:
+            out[name] = fast
+            continue
+        arrays = []
+        for index, row in enumerate(rows):
+            try:
+                array = json_to_array(row, dtype)
+                if arrays and array.size != arrays[0].size:
+                    raise invalid_argument(f"Expecting tensor size: {arrays[0].size} but got: {array.size}")
+                if arrays and array.shape != arrays[0].shape:
+                    raise invalid_argument(f"Expecting shape {_shape_text(arrays[0].shape)} but got: "
+                                           f"{_shape_text(array.shape)}")
+            except ServingError as err:
+                key = f" key: {name}" if objects else ""
+                raise invalid_argument(f"Failed to process element: {index}{key} of 'instances' list. "
+                                       f"Error: {err.code}: {err.message}") from err
+            arrays.append(array)
+        out[name] = np.stack(arrays) if arrays[0].dtype != object else _stack_objects(arrays)
+    return out
+
+
+def _stack_objects(arrays: list[np.ndarray]) -> np.ndarray:
+    out = np.empty((len(arrays), *arrays[0].shape), dtype=object)
+    for i, array in enumerate(arrays):
+        out[i] = array
+    return out
+
+
+def parse_predict_request(
+    body: bytes, input_infos: Callable[[str], Mapping[str, tfs_pb2.TensorInfo]]
+) -> tuple[str, dict[str, np.ndarray], str]:
+    """FillPredictRequestFromJson: ``(signature_name, inputs, format)`` from a request body.
+
+    Args:
+        body: the (decompressed) request body.
+        input_infos: signature name -> its input TensorInfos (raises ServingError when unknown).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT with json_tensor.cc's texts.
+    """
+    doc = parse_json(body)
+    signature = doc.get("signature_name", "")
+    if not isinstance(signature, str):
+        raise invalid_argument(f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
+                               "be a string value.")
+    infos = input_infos(signature)
+    if not infos:
+        raise invalid_argument(f"Failed to get input map for signature: {signature or 'DEFAULT'}")
+    if "instances" in doc:
+        if "inputs" in doc:
+            raise invalid_argument(f"JSON Value: {json_text(doc)} Not formatted correctly expecting only one of "
+                                   "'inputs' or 'instances' keys to exist ")
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise invalid_argument(f"JSON Value: {json_text(doc)} Excepting 'instances' to be an list/array")
+        if not instances:
+            raise invalid_argument(f"JSON Value: {json_text(doc)} No values in 'instances' array")
+        return signature, _from_instances(doc, instances, infos), ROW
+    if "inputs" in doc:
+        value = doc["inputs"]
+        if not isinstance(value, dict) or _is_b64(value):
+            if len(infos) > 1:
+                raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple input "
+                                       "tensors required as per tensorinfo_map")
+            name = next(iter(infos))
+            return signature, {name: json_to_array(value, infos[name].dtype)}, COLUMNAR
+        inputs = {}
+        for name in sorted(infos):
+            if name not in value:
+                raise invalid_argument(f"Missing named input: {name} in 'inputs' object.")
+            inputs[name] = json_to_array(value[name], infos[name].dtype)
+        return signature, inputs, COLUMNAR
+    raise invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+def parse_json(body: bytes) -> dict:
+    """Parse a request body as a JSON object (NaN and Infinity allowed, as rapidjson's flag does)."""
+    import orjson
+
+    if not body:
+        raise invalid_argument("JSON Parse error: The document is empty")
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as err:
+            position = getattr(err, "pos", 0)
+            message = getattr(err, "msg", str(err))
+            raise invalid_argument(f"JSON Parse error: {message} at offset: {position}") from err
+    if not isinstance(doc, dict):
+        raise invalid_argument(f"JSON Value: {json_text(doc)} Is not object")
+    return doc
+
+
+# ------------------------------------------------------------------ response side
+
+
+def _value_text(value: Any, dtype: np.dtype, as_bytes: bool) -> str:
+    if dtype == object or dtype.kind == "S":
+        raw = value if isinstance(value, bytes) else str(value).encode()
+        if as_bytes:
+            return '{"b64": "' + base64.b64encode(raw).decode() + '"}'
+        return json.dumps(raw.decode("utf-8", errors="replace"), ensure_ascii=False)
+    if dtype.kind == "f":
+        return format_decimal(float(value), double=dtype == np.float64)
+    if dtype.kind == "b":
+        return "true" if value else "false"
+    return str(int(value))
+
+
+def _array_text(array: np.ndarray, as_bytes: bool) -> str:
+    if array.ndim == 0:
+        return _value_text(array.reshape(-1)[0], array.dtype, as_bytes)
+    if array.ndim == 1:
+        return "[" + ", ".join(_value_text(v, array.dtype, as_bytes) for v in array) + "]"
+    return "[" + ", ".join(_array_text(sub, as_bytes) for sub in array) + "]"
+
+
+def _row_text(array: np.ndarray, index: int, as_bytes: bool) -> str:
+    if array.ndim == 1:
+        return _value_text(array[index], array.dtype, as_bytes)
+    return _array_text(array[index], as_bytes)
+
+
+def _is_bytes_output(name: str, array: np.ndarray) -> bool:
+    return (array.dtype == object or array.dtype.kind == "S") and name.endswith("_bytes")
+
+
+def render_predict_response(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
+    """MakeJsonFromTensors: ``{"predictions": ...}`` (rows) or ``{"outputs": ...}`` (columns).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT for outputs that cannot form rows.
+    """
+    if not outputs:
+        raise invalid_argument("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if fmt == COLUMNAR:
+        if len(names) == 1:
+            return '{"outputs": ' + _array_text(outputs[names[0]], _is_bytes_output(names[0], outputs[names[0]])) + "}"
+        parts = [f'"{n}": ' + _array_text(outputs[n], _is_bytes_output(n, outputs[n])) for n in names]
+        return '{"outputs": {' + ", ".join(parts) + "}}"
+    batch = -1
+    for name in names:
+        array = outputs[name]
+        if array.ndim == 0:
+            raise invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch >= 0 and array.shape[0] != batch:
+            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
+                                   f"expecting: {batch}")
+        batch = array.shape[0]
+    rows = []
+    for i in range(batch):
+        if len(names) == 1:
+            rows.append(_row_text(outputs[names[0]], i, _is_bytes_output(names[0], outputs[names[0]])))
+        else:
+            rows.append("{" + ", ".join(
+                f'"{n}": ' + _row_text(outputs[n], i, _is_bytes_output(n, outputs[n])) for n in names) + "}")
+    return '{"predictions": [' + ", ".join(rows) + "]}"
+
+
+def render_error(message: str) -> str:
+    """MakeJsonFromStatus: ``{"error": message}`` as rapidjson's pretty writer prints it."""
+    return '{\n    "error": ' + json.dumps(message, ensure_ascii=False) + "\n}"
