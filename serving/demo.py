@@ -1,0 +1,171 @@
+"""``deepfake-demo``: the whole chain on generated data, on one machine, without Docker or a GPU.
+
+generate data -> prepare crops (the client's crop) -> train the ``smoke`` preset -> export and
+publish version 1 -> serve it with the dev server -> scan new sample videos with the client over
+gRPC and REST -> print the verdicts. Everything lands in ``--out``; the verdicts also as JSON.
+The model learns blending artefacts on generated faces: it shows the pipeline works, it is not a
+detector of real deepfakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import orjson
+
+from deepfake_client.errors import DeepfakeError, ServerUnavailableError
+
+
+def log(line: str) -> None:
+    print(f"deepfake-demo: {line}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dev_server(config_path: pathlib.Path, log_path: pathlib.Path, timeout_s: float = 120.0) -> Iterator[tuple[str, str]]:
+    """Run the dev server over ``config_path`` until the block ends; yield its gRPC and REST URLs."""
+    from deepfake_client.transport.base import Target, make_transport
+
+    grpc_port, rest_port = free_port(), free_port()
+    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+               f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
+               "--file_system_poll_wait_seconds=1"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "ab") as server_log:
+        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT, env=env)
+    grpc_url, rest_url = f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{rest_port}"
+    try:
+        with make_transport(grpc_url) as transport:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if process.poll() is not None:
+                    raise ServerUnavailableError(f"the dev server exited with {process.returncode}; see {log_path}")
+                with contextlib.suppress(DeepfakeError):
+                    if "AVAILABLE" in transport.status(Target()).values():
+                        break
+                if time.monotonic() > deadline:
+                    raise ServerUnavailableError(f"no version became AVAILABLE within {timeout_s:g} s; see {log_path}")
+                time.sleep(0.25)
+        yield grpc_url, rest_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10, seed: int = 0) -> dict:
+    """Run the chain into ``out`` (emptied first); return the summary that is also written as JSON."""
+    from deepfake_client import DetectorClient
+    from deepfake_client.verdict import format_table
+    from serving.rollout import Rollout
+    from training.config import load_config
+    from training.prepare import prepare_dataset
+    from training.synthetic import generate_dataset, synthetic_frames, write_video
+    from training.train import train
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, start: float) -> None:
+        timings[name] = round(time.perf_counter() - start, 2)
+        log(f"{name} done in {timings[name]:.1f} s")
+
+    start = time.perf_counter()
+    log(f"1/6 generating {2 * videos_per_class} short H.264 videos of real and blended faces")
+    data = generate_dataset(out / "data", videos_per_class, frames=frames, seed=seed)
+    stage("generate", start)
+
+    start = time.perf_counter()
+    config = load_config("smoke")
+    log(f"2/6 preparing {config.input_size}x{config.input_size} face crops with the client's crop")
+    prepare_dataset("folder", data, out / "crops", size=config.input_size, frames=frames, progress=True)
+    stage("prepare", start)
+
+    start = time.perf_counter()
+    log("3/6 training the smoke preset")
+    run = train(config, out / "crops", out / "runs" / "r1", verbose=0)
+    run_info = orjson.loads((run / "run.json").read_bytes())
+    stage("train", start)
+
+    start = time.perf_counter()
+    log("4/6 exporting and publishing version 1")
+    repository = out / "models"
+    version = Rollout(repository=repository, log=log).publish(run)
+    stage("export", start)
+
+    samples = out / "samples"
+    samples.mkdir()
+    videos = {}
+    for label in ("real", "fake"):
+        path = samples / f"sample_{label}.mp4"
+        write_video(path, synthetic_frames(label == "fake", 24, 360, 640, seed=10_000 + (label == "fake")), fps=12)
+        videos[label] = path
+
+    start = time.perf_counter()
+    log("5/6 serving the repository with the dev server (TF-Serving-compatible gRPC and REST)")
+    verdicts = []
+    with dev_server(repository / "models.config", out / "devserver.log") as (grpc_url, rest_url):
+        stage("serve", start)
+        start = time.perf_counter()
+        log(f"6/6 scanning the sample videos over gRPC ({grpc_url}) and REST ({rest_url})")
+        for url in (grpc_url, rest_url):
+            with DetectorClient(url, label="stable") as client:
+                for truth, path in videos.items():
+                    verdict = client.scan_video(path)
+                    verdicts.append({"truth": truth.upper(), "server": url, **verdict.to_dict(faces=False)})
+                    if url == grpc_url:
+                        print(format_table([verdict]))
+        stage("scan", start)
+    summary = {
+        "version": version,
+        "validation": run_info.get("metrics", {}),
+        "timings_s": timings,
+        "total_s": round(sum(timings.values()), 1),
+        "verdicts": verdicts,
+    }
+    (out / "verdicts.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deepfake-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="demo-output", help="working folder (emptied first)")
+    parser.add_argument("--videos-per-class", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
+    except DeepfakeError as err:
+        if args.debug:
+            raise
+        print(f"deepfake-demo: error: {err}", file=sys.stderr)
+        return err.exit_code
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+    log(f"finished in {summary['total_s']:.0f} s; verdicts in {pathlib.Path(args.out) / 'verdicts.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
