@@ -1,0 +1,161 @@
+"""Frame sampling and image loading on real files, including the bad ones a service receives."""
+
+from __future__ import annotations
+
+import fractions
+import pathlib
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from deepfake_client.errors import InvalidInputError, NotFoundError
+from deepfake_client.video import load_image, read_image_size, sample_frames, sample_indices
+
+
+def _write(path: pathlib.Path, frames: int, *, faststart: bool = False, size: tuple[int, int] = (160, 96)) -> pathlib.Path:
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fractions.Fraction(25))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.codec_context.gop_size = 5
+        for i in range(frames):
+            rgb = np.full((size[1], size[0], 3), (i * 5) % 256, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_samples_evenly_with_indices_and_timestamps(face_video: pathlib.Path) -> None:
+    frames = list(sample_frames(face_video, 8))
+    assert [f.index for f in frames] == sample_indices(50, 8) == [0, 7, 14, 21, 28, 35, 42, 49]
+    assert frames[1].timestamp_s == pytest.approx(7 / 25)
+    assert all(f.rgb.dtype == np.uint8 and f.rgb.shape == (360, 640, 3) for f in frames)
+
+
+def test_seeking_and_streaming_give_the_same_frames(face_video: pathlib.Path) -> None:
+    streamed = list(sample_frames(face_video, 5, seek=False))
+    seeked = list(sample_frames(face_video, 5, seek=True))
+    assert [f.index for f in streamed] == [f.index for f in seeked]
+    for a, b in zip(streamed, seeked):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_frames_per_second(face_video: pathlib.Path) -> None:
+    frames = list(sample_frames(face_video, per_second=2))
+    assert [f.index for f in frames] == [0, 12, 25, 37]  # every 12.5 frames of a 25 fps, 2 s clip
+
+
+def test_more_frames_than_the_video_has(tmp_path: pathlib.Path) -> None:
+    assert [f.index for f in sample_frames(_write(tmp_path / "short.mp4", 4), 32)] == [0, 1, 2, 3]
+
+
+def test_truncated_video_with_index_up_front_stops_at_the_real_end(tmp_path: pathlib.Path) -> None:
+    # With the index (moov) first, the container still claims 60 frames after the data is cut.
+    whole = _write(tmp_path / "whole.mp4", 60, faststart=True).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    for seek in (False, True):
+        frames = list(sample_frames(cut, 10, seek=seek))
+        assert 0 < len(frames) < 10 and frames[0].index == 0
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda p: None, NotFoundError),
+        (lambda p: p.write_bytes(b""), InvalidInputError),
+        (lambda p: p.write_text("this is not a video\n" * 100), InvalidInputError),
+    ],
+    ids=["missing", "zero-byte", "text-named-mp4"],
+)
+def test_bad_video_files(tmp_path: pathlib.Path, make, error) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.mp4"
+    make(path)
+    with pytest.raises(error):
+        list(sample_frames(path))
+
+
+def test_truncated_mp4_without_index(face_video: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    data = face_video.read_bytes()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[: len(data) // 2])  # PyAV writes the index last: it is gone
+    with pytest.raises(InvalidInputError):
+        list(sample_frames(path))
+
+
+def test_audio_only_file(tmp_path: pathlib.Path) -> None:
+    import av
+
+    path = tmp_path / "audio.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        t = np.arange(16000, dtype=np.float32) / 16000
+        frame = av.AudioFrame.from_ndarray(np.sin(2 * np.pi * 440 * t)[None, :].astype(np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        container.mux(stream.encode())
+    with pytest.raises(InvalidInputError):
+        list(sample_frames(path))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_huge_png_is_refused_from_its_header(tmp_path: pathlib.Path) -> None:
+    side = 20000  # a valid 1-bit PNG of 20000x20000: 400 megapixels, 50 MB raw, tiny on disk
+    row = b"\x00" + b"\x00" * (side // 8)
+    compressor = zlib.compressobj(1)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))  # fmt: skip
+    assert read_image_size(path) == (side, side)
+    with pytest.raises(InvalidInputError, match="20000x20000"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        lambda img: img[..., 0],  # grayscale
+        lambda img: np.dstack([img[..., ::-1], np.full(img.shape[:2], 128, np.uint8)]),  # BGRA
+        lambda img: img[..., ::-1].astype(np.uint16) * 257,  # 16-bit
+    ],
+    ids=["gray", "rgba", "16-bit"],
+)
+def test_image_kinds_become_rgb_uint8(tmp_path: pathlib.Path, face_image: np.ndarray, pixels) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    path = tmp_path / "face.png"
+    assert cv2.imwrite(str(path), pixels(face_image))
+    rgb = load_image(path)
+    assert rgb.dtype == np.uint8 and rgb.shape == face_image.shape
+    assert read_image_size(path) == (512, 512)
+
+
+def test_exif_rotated_jpeg_is_turned_upright(tmp_path: pathlib.Path, face_image: np.ndarray) -> None:
+    from PIL import Image  # test-only: writes the EXIF orientation tag
+
+    upright = np.ascontiguousarray(face_image[:, :400])
+    stored = np.ascontiguousarray(np.rot90(upright, 1))  # what a sideways camera writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=exif.tobytes())
+    assert read_image_size(path) == (512, 400)  # stored size
+    rgb = load_image(path)
+    assert rgb.shape == upright.shape
+    assert np.abs(rgb.astype(int) - upright).mean() < 8
+
+
+def test_text_named_jpg(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "fake.jpg"
+    path.write_text("hello")
+    with pytest.raises(InvalidInputError):
+        load_image(path)
