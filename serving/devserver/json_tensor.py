@@ -25,6 +25,7 @@ from serving.devserver.runtime import tf_type_name
 from serving.devserver.status import ServingError, invalid_argument
 
 ROW, COLUMNAR = "row", "columnar"
+_WEB_SAFE = str.maketrans("-_", "+/")
 _INT_RANGES = {
     tfs_pb2.DT_INT32: (-(2**31), 2**31 - 1), tfs_pb2.DT_INT16: (-(2**31), 2**31 - 1),
     tfs_pb2.DT_INT8: (-(2**31), 2**31 - 1), tfs_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
@@ -107,14 +108,12 @@ def _leaf(value: Any, dtype: int) -> Any:
             raise _type_error(value, dtype)
         if not _is_b64(value):
             raise invalid_argument(f"JSON Value: {json_text(value)} not formatted correctly for base64 data")
+        text = value["b64"].translate(_WEB_SAFE)  # absl's Base64Unescape takes both alphabets
         try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError):
-            try:  # absl's Base64Unescape also takes the web-safe alphabet and missing padding
-                text = value["b64"]
-                return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            except (binascii.Error, ValueError) as err:
-                raise invalid_argument("Unable to base64 decode") from err
+            return base64.b64decode(text + "=" * (-len(text.rstrip("=")) % 4 if "=" not in text else 0),
+                                    validate=True)
+        except (binascii.Error, ValueError) as err:
+            raise invalid_argument("Unable to base64 decode") from err
     if dtype == tfs_pb2.DT_STRING:
         if not isinstance(value, str):
             raise _type_error(value, dtype)

@@ -290,6 +290,11 @@ class ModelManager:
             entry = self._models.get(name)
             return {v.version: v.state for v in entry.versions.values()} if entry else {}
 
+    def settled(self) -> bool:
+        """True when no version is starting or loading."""
+        with self._lock:
+            return not any(v.state in (START, LOADING) for m in self._models.values() for v in m.versions.values())
+
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (re-checked on every state change) or time runs out."""
         deadline = time.monotonic() + timeout_s

@@ -76,8 +76,11 @@ class DevServer:
             raise ServingError("INVALID_ARGUMENT", "Both server_model_config_file and model_base_path are empty!")
         return repository.single_model_config(self.options.model_name, self.options.model_base_path)
 
-    def start(self) -> None:
+    def start(self, *, rest: bool | None = None) -> None:
         """Apply the first config, start the pollers and both servers (returns once they listen).
+
+        Args:
+            rest: serve REST; default: when ``rest_api_port`` is not 0 (``True`` with port 0 picks one).
 
         Raises:
             ServingError: the first config is refused.
@@ -86,6 +89,8 @@ class DevServer:
         from serving.devserver.grpc_service import create_grpc_server
 
         self.manager.reload_config(self.initial_config())
+        # Like ServerCore::Create, open the ports only once the first versions have loaded (or failed).
+        self.manager.wait_until(self.manager.settled, timeout_s=3600)
         self._spawn(self._poll_file_system, "fs-poller", self.options.file_system_poll_wait_seconds)
         if self.options.model_config_file:
             self._spawn(self._poll_config, "config-poller", self.options.model_config_file_poll_wait_seconds)
@@ -93,7 +98,7 @@ class DevServer:
             service=self.service, address=f"{self.options.host}:{self.options.port}",
             max_workers=self.options.grpc_max_threads)
         log.info("Running gRPC ModelServer at %s:%d ...", self.options.host, self.grpc_port)
-        if self.options.rest_api_port:
+        if rest if rest is not None else bool(self.options.rest_api_port):
             self._start_rest()
 
     def _spawn(self, target: Any, name: str, period_s: float) -> None:

@@ -1,0 +1,43 @@
+"""Fixtures for the dev server tests: real SavedModels and an in-process dev server."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def half_plus_two(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """TF Serving's test model rebuilt with tf.Module: y = 0.5 x + 2 (plus `multi` and `strings`)."""
+    from serving.devserver.testmodels import write_half_plus_two
+
+    return write_half_plus_two(tmp_path_factory.mktemp("hpt") / "model")
+
+
+@pytest.fixture(scope="session")
+def half_plus_three(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """The same model with y = 0.5 x + 3 (TF Serving's half_plus_three)."""
+    from serving.devserver.testmodels import write_half_plus_two
+
+    return write_half_plus_two(tmp_path_factory.mktemp("hp3") / "model", plus=3.0)
+
+
+@pytest.fixture(scope="module")
+def hpt_server(tmp_path_factory: pytest.TempPathFactory, half_plus_two: pathlib.Path):
+    """An in-process dev server (gRPC and REST on free ports) serving half_plus_two version 123."""
+    from serving.devserver.server import DevServer, ServerOptions
+
+    repository = tmp_path_factory.mktemp("hpt_repo")
+    shutil.copytree(half_plus_two, repository / "half_plus_two" / "123")
+    config = repository / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "half_plus_two" base_path: "%s" model_platform: "tensorflow" } }\n'
+        % (repository / "half_plus_two"))
+    server = DevServer(ServerOptions(port=0, rest_api_port=0, model_config_file=str(config),
+                                     metrics_path="/monitoring/prometheus/metrics", max_request_bytes=1 << 20))
+    server.start(rest=True)
+    server.repository_base = repository / "half_plus_two"
+    yield server
+    server.stop(grace_s=5)
