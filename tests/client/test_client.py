@@ -1,0 +1,102 @@
+"""DetectorClient end to end against a live TF-Serving-shaped server (faults injected there)."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+import numpy as np
+import pytest
+
+from deepfake_client import AsyncDetectorClient, DetectorClient, contract
+from deepfake_client.errors import NotFoundError, ServerUnavailableError
+
+CROPS = np.stack([np.full((64, 64, 3), v, np.uint8) for v in (51, 102, 204, 230)])
+
+
+def test_scan_image_uses_the_versions_crop_and_threshold(server_url: str, face_image: np.ndarray) -> None:
+    with DetectorClient(server_url, label="canary") as client:
+        info = client.info()
+        assert (info.version, info.input_size, info.threshold) == (2, 96, pytest.approx(0.4))
+        verdict = client.scan_image(face_image, name="astronaut")
+    assert verdict.model_version == 2 and verdict.threshold == pytest.approx(0.4)
+    assert len(verdict.faces) == 1 and verdict.faces[0].box is not None
+    assert verdict.label in ("FAKE", "REAL") and set(verdict.timings_s) >= {"decode", "detect", "predict", "total"}
+
+
+def test_scan_video_tracks_and_version(server_url: str, face_video: pathlib.Path) -> None:
+    with DetectorClient(server_url, label="stable", frames=8) as client:
+        verdict = client.scan_video(face_video)
+    assert verdict.kind == "video" and verdict.frames == 8 and verdict.model_version == 1
+    assert len(verdict.faces) >= 6 and len(verdict.tracks) >= 1
+    assert max(t.faces for t in verdict.tracks) >= 6  # the moving face is one track
+
+
+def test_no_face_image_is_no_face(server_url: str, tmp_path: pathlib.Path) -> None:
+    import cv2
+
+    path = tmp_path / "wall.png"
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 40, (240, 320, 3), dtype=np.uint8))
+    with DetectorClient(server_url) as client:
+        verdict = client.scan(path)
+    assert verdict.label == "NO_FACE" and verdict.score is None and verdict.model_version == 2
+
+
+def test_batching_encoding_and_threshold_override(fake_serving) -> None:  # type: ignore[no-untyped-def]
+    for url in (fake_serving.grpc_url, fake_serving.rest_url):
+        fake_serving.model.calls.clear()
+        with DetectorClient(url, version=1, batch_size=3, threshold=0.9, encoding="jpeg") as client:
+            verdict = client.scan_crops(CROPS)
+        scoring = [c for c in fake_serving.model.calls if c[0] != contract.INFO_SIGNATURE]
+        assert scoring == [(contract.ENCODED_SIGNATURE, 1)] * 2
+        assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
+        assert verdict.threshold == 0.9 and verdict.label == "REAL"
+
+
+def test_label_moves_to_another_input_size_mid_scan(server_url: str, fake_serving) -> None:  # type: ignore[no-untyped-def]
+    def swap(model) -> None:  # type: ignore[no-untyped-def]
+        model.labels["stable"] = 2
+        del model.versions[1]
+
+    with DetectorClient(server_url, label="stable", batch_size=2) as client:
+        assert client.info().input_size == 64
+        fake_serving.model.after_predicts[len(fake_serving.model.calls) + 1] = swap  # after the first batch
+        verdict = client.scan_crops(CROPS)
+    assert verdict.model_version == 2 and verdict.threshold == pytest.approx(0.4)
+    assert fake_serving.model.calls[-2:] == [(contract.DEFAULT_SIGNATURE, 2)] * 2
+    assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
+
+
+def test_canary_share_records_the_answering_version(fake_serving) -> None:  # type: ignore[no-untyped-def]
+    with DetectorClient(fake_serving.grpc_url, label="stable", canary_share=0.5, seed=3) as client:
+        verdicts = [client.scan_crops(CROPS[:1]) for _ in range(20)]
+    by_target = {(v.target, v.model_version) for v in verdicts}
+    assert by_target == {("label:stable", 1), ("label:canary", 2)}
+    del fake_serving.model.labels["canary"]
+    with DetectorClient(fake_serving.grpc_url, label="stable", canary_share=1.0) as client:
+        assert client.scan_crops(CROPS[:1]).model_version == 1  # no canary: falls back
+
+
+def test_unknown_model_and_unreachable_server(fake_serving) -> None:  # type: ignore[no-untyped-def]
+    with DetectorClient(fake_serving.grpc_url, model="nope") as client:
+        with pytest.raises(NotFoundError):
+            client.scan_crops(CROPS)
+    with DetectorClient("grpc://127.0.0.1:9", retries=1, timeout_s=2) as client:
+        with pytest.raises(ServerUnavailableError):
+            client.info()
+
+
+def test_transient_unavailable_is_retried_inside_a_scan(server_url: str, fake_serving) -> None:  # type: ignore[no-untyped-def]
+    with DetectorClient(server_url, version=1) as client:
+        client.info()
+        fake_serving.model.faults[:] = ["UNAVAILABLE"]
+        assert len(client.scan_crops(CROPS).faces) == 4
+
+
+def test_asyncio_client_runs_scans_concurrently(fake_serving, face_image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    async def main() -> list:
+        async with AsyncDetectorClient(fake_serving.grpc_url, label="stable", max_concurrency=2) as client:
+            return await asyncio.gather(client.scan_image(face_image), client.scan_crops(CROPS))
+
+    image, crops = asyncio.run(main())
+    assert image.model_version == 1 and len(image.faces) == 1 and len(crops.faces) == 4
