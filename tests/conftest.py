@@ -172,3 +172,9 @@ def devserver(tmp_path_factory: pytest.TempPathFactory, exported_version: pathli
                              "--allow_version_labels_for_unavailable_models=true")
     yield server
     stop_devserver(server)
+
+
+@pytest.fixture(scope="session")
+def devserver_launcher():
+    """``start_devserver`` and ``stop_devserver`` for tests that need their own server process."""
+    return start_devserver, stop_devserver
