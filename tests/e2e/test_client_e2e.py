@@ -24,10 +24,9 @@ def test_version_info_comes_from_the_server(url: str, devserver) -> None:  # typ
     model_json = json.loads((devserver.repository / contract.MODEL_NAME / "1" / contract.METADATA_FILE).read_text())
     with DetectorClient(url, label=contract.STABLE_LABEL) as client:
         info = client.info()
-    assert info.version == 1
-    flat = json.dumps(model_json)
-    assert str(info.input_size) in flat
-    assert info.crop_margin == pytest.approx(float(model_json.get("crop_margin", info.crop_margin)), abs=1e-6)
+    assert info.version == 1 and info.input_size == model_json["input_size"]
+    assert info.crop_margin == pytest.approx(model_json["crop_margin"], abs=1e-6)
+    assert info.threshold == pytest.approx(model_json["threshold"], abs=1e-6)
 
 
 def test_scan_image_and_video(url: str, face_image: np.ndarray, face_video: pathlib.Path) -> None:
