@@ -1,0 +1,163 @@
+"""deepfake-rollout against a real dev server process: publish -> canary -> promote -> rollback
+while client threads keep sending gRPC and REST requests, and the refusals that leave nothing
+half-changed."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from deepfake_client import contract
+from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
+from deepfake_client.transport.base import make_transport
+from serving.cli import main as rollout_main
+from serving.config import load_config
+from serving.rollout import Rollout, RolloutError
+
+pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
+
+
+def make_repository(tmp_path: pathlib.Path, exported_version: pathlib.Path) -> pathlib.Path:
+    repository = tmp_path / "models"
+    Rollout(repository=repository).publish(exported_version)  # version 1, labelled stable
+    return repository
+
+
+def publish_second_version(repository: pathlib.Path) -> int:
+    from export.version import export_model
+    from tests.conftest import tiny_keras_model
+
+    return export_model(tiny_keras_model(seed=7), repository, backbone="tiny-test-2").version
+
+
+class Load:
+    """Client threads scanning crops through the ``stable`` label over gRPC and REST until stopped."""
+
+    def __init__(self, urls: list[str]) -> None:
+        from deepfake_client import DetectorClient
+
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+        self.versions: list[int] = []
+        self.clients = [DetectorClient(url, label="stable", retries=0, timeout_s=30) for url in urls]
+        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.clients]
+
+    def _run(self, client) -> None:  # type: ignore[no-untyped-def]
+        crops = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
+        while not self.stop.is_set():
+            try:
+                verdict = client.scan_crops(crops)
+                self.versions.append(int(verdict.model_version))
+            except DeepfakeError as err:
+                self.errors.append(f"{type(err).__name__}: {err}")
+            time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+        for client in self.clients:
+            client.close()
+
+
+def test_full_rollout_under_load_fails_no_request(tmp_path, exported_version, devserver_launcher) -> None:
+    start, stop = devserver_launcher
+    repository = make_repository(tmp_path, exported_version)
+    server = start(repository, repository / "models.config", tmp_path / "server.log",
+                   "--allow_version_labels_for_unavailable_models=true")
+    transport = make_transport(server.grpc_url)
+    try:
+        rollout = Rollout(repository=repository, transport=transport, wait_timeout_s=60)
+        second = publish_second_version(repository)
+        assert second == 2
+        assert load_config(repository / "models.config").model().versions == (1,)  # publish serves nothing
+        with Load([server.grpc_url, server.rest_url]) as load:
+            time.sleep(1.0)
+            assert rollout.canary() == 2
+            entry = rollout.entry()
+            assert entry.versions == (1, 2) and dict(entry.labels) == {"stable": 1, "canary": 2}
+            time.sleep(1.0)
+            assert rollout.promote() == 2
+            assert dict(rollout.entry().labels) == {"stable": 2}
+            time.sleep(1.5)
+            assert rollout.rollback() == 1
+            assert dict(rollout.entry().labels) == {"stable": 1}
+            time.sleep(1.5)
+        assert load.errors == []
+        assert len(load.versions) > 20
+        assert set(load.versions) <= {1, 2} and 2 in load.versions
+        status = rollout.status()
+        assert status["published"] == [1, 2] and status["labels"] == {"stable": 1}
+    finally:
+        transport.close()
+        assert stop(server) == 0
+
+
+def test_refusals_leave_the_config_as_it_was(tmp_path, exported_version, devserver_launcher) -> None:
+    start, stop = devserver_launcher
+    repository = make_repository(tmp_path, exported_version)
+    config_path = repository / "models.config"
+    server = start(repository, config_path, tmp_path / "server.log",
+                   "--allow_version_labels_for_unavailable_models=true")
+    transport = make_transport(server.grpc_url)
+    try:
+        rollout = Rollout(repository=repository, transport=transport, wait_timeout_s=20)
+        original = config_path.read_text()
+
+        # A version whose golden batch does not match what the server answers: not labelled.
+        second = publish_second_version(repository)
+        golden_path = repository / "deepfake_detector" / str(second) / "assets.extra/golden.npz"
+        with np.load(golden_path) as data:
+            golden = {k: data[k] for k in data.files}
+        golden[contract.PROBABILITY_OUTPUT] = golden[contract.PROBABILITY_OUTPUT] + 0.25
+        np.savez_compressed(golden_path, **golden)
+        with pytest.raises(RolloutError, match="golden batch"):
+            rollout.canary(second)
+        assert config_path.read_text() == original
+        assert rollout_main(["--repository", str(repository), "--server", server.grpc_url, "canary",
+                             str(second)]) == RolloutError.exit_code
+
+        # A version that never loads (corrupt variables): refused, config restored.
+        broken = repository / "deepfake_detector" / "3"
+        shutil.copytree(repository / "deepfake_detector" / "1", broken)
+        (broken / "variables" / "variables.data-00000-of-00001").write_bytes(b"corrupt")
+        with pytest.raises(DeepfakeError):
+            rollout.canary(3)
+        assert config_path.read_text() == original
+
+        # Two rollouts at once: the second is refused.
+        with rollout._lock(), pytest.raises(RolloutError, match="another rollout"):
+            rollout.promote()
+
+        # Nothing to promote.
+        with pytest.raises(RolloutError, match="no canary"):
+            rollout.promote()
+    finally:
+        transport.close()
+        assert stop(server) == 0
+
+
+def test_unreachable_server_and_bad_config(tmp_path, exported_version, capsys) -> None:
+    repository = make_repository(tmp_path, exported_version)
+    config_path = repository / "models.config"
+    original = config_path.read_text()
+    dead = "grpc://127.0.0.1:9"  # nothing listens on the discard port
+    code = rollout_main(["--repository", str(repository), "--server", dead, "--timeout", "2", "canary", "1"])
+    assert code == ServerUnavailableError.exit_code
+    assert "error:" in capsys.readouterr().err
+    assert config_path.read_text() == original
+
+    config_path.write_text("model_config_list { config { name: 'x' base_path: }")  # hand-edited, broken
+    code = rollout_main(["--repository", str(repository), "--server", dead, "promote"])
+    assert code == InvalidInputError.exit_code
+    assert "not a valid model config" in capsys.readouterr().err
