@@ -1,0 +1,98 @@
+"""Detection metrics: accuracy, precision, recall, F1, ROC-AUC, log loss, EER; threshold choice;
+frame scores aggregated to video scores the way the client does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def aggregate_scores(probabilities: np.ndarray, method: str) -> float:
+    """One score from a video's face probabilities, with the client's own rule when it has one.
+
+    Uses ``deepfake_client.verdict.aggregate`` (``confident``, ``mean``, ``max``) if that module
+    exists; otherwise the mean.
+    """
+    try:
+        from deepfake_client.verdict import aggregate
+    except ImportError:
+        return float(np.mean(probabilities))
+    return float(aggregate(np.asarray(probabilities), method=method))
+
+
+def by_video(videos: list[str], labels: np.ndarray, probabilities: np.ndarray, method: str):
+    """``(video ids, labels, scores)`` with one aggregated score per video (in first-seen order)."""
+    order: dict[str, list[int]] = {}
+    for i, video in enumerate(videos):
+        order.setdefault(video, []).append(i)
+    ids = list(order)
+    video_labels = np.array([labels[idx[0]] for idx in order.values()], dtype=np.int64)
+    scores = np.array([aggregate_scores(probabilities[idx], method) for idx in order.values()], dtype=np.float64)
+    return ids, video_labels, scores
+
+
+def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """``(EER, threshold)``: where the false positive rate equals the false negative rate."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    fnr = 1.0 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2.0), float(min(1.0, thresholds[i]))
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youden") -> float:
+    """The decision threshold on probabilities that maximises ``metric`` on these (validation) scores.
+
+    ``youden``: TPR - FPR (balanced accuracy); ``f1``: F1 of the fake class; ``eer``: the EER point.
+    With a single class present, 0.5.
+    """
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return 0.5
+    if metric == "eer":
+        return equal_error_rate(labels, scores)[1]
+    candidates = np.unique(np.concatenate([scores, [0.5]]))
+    best, best_value = 0.5, -np.inf
+    for t in candidates:
+        pred = scores >= t
+        tp = float(np.sum(pred & (labels == 1)))
+        fp = float(np.sum(pred & (labels == 0)))
+        fn = float(np.sum(~pred & (labels == 1)))
+        if metric == "f1":
+            value = 2 * tp / max(1.0, 2 * tp + fp + fn)
+        else:
+            value = tp / max(1.0, tp + fn) - fp / max(1.0, float(np.sum(labels == 0)))
+        if value > best_value + 1e-12:
+            best, best_value = float(t), value
+    return best
+
+
+def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+    """Accuracy, precision, recall, F1 (fake = positive) at ``threshold``; ROC-AUC, log loss, EER."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    pred = scores >= threshold
+    tp = int(np.sum(pred & (labels == 1)))
+    tn = int(np.sum(~pred & (labels == 0)))
+    fp = int(np.sum(pred & (labels == 0)))
+    fn = int(np.sum(~pred & (labels == 1)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    both = len(np.unique(labels)) == 2
+    return {
+        "count": int(len(labels)),
+        "real": int(np.sum(labels == 0)),
+        "fake": int(np.sum(labels == 1)),
+        "threshold": float(threshold),
+        "accuracy": (tp + tn) / max(1, len(labels)),
+        "balanced_accuracy": ((tp / (tp + fn) if tp + fn else 0.0) + (tn / (tn + fp) if tn + fp else 0.0)) / 2.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "roc_auc": float(roc_auc_score(labels, scores)) if both else None,
+        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(labels) else None,
+        "eer": equal_error_rate(labels, scores)[0] if both else None,
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+    }

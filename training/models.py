@@ -1,0 +1,121 @@
+"""Detector models by name: uint8 RGB face crops in, one logit per crop out.
+
+Every model takes ``[None, S, S, 3]`` pixels in 0..255 (uint8 or float) and normalises them
+inside the graph, so a client sends raw pixels. The output is one float32 logit per image,
+``[None, 1]``, also under mixed precision. Only standard Keras layers: ``model.keras`` reloads
+with ``keras.models.load_model`` and no custom objects.
+"""
+
+from __future__ import annotations
+
+from deepfake_client.errors import InvalidInputError
+
+_EFFICIENTNETS = {f"efficientnet_b{i}": size for i, size in enumerate((224, 240, 260, 300, 380))}
+DEFAULT_SIZES = {
+    **_EFFICIENTNETS,
+    "xception": 299,
+    "resnet50": 224,
+    "cnn256": 256,
+    "dilated224": 224,
+    "tiny": 64,
+}
+MODEL_NAMES = tuple(DEFAULT_SIZES)
+DEFAULT_MODEL = "efficientnet_b0"
+
+
+def default_input_size(name: str) -> int:
+    """The input size ``S`` a backbone was designed for."""
+    if name not in DEFAULT_SIZES:
+        raise InvalidInputError(f"unknown model name {name!r} (known: {', '.join(MODEL_NAMES)})")
+    return DEFAULT_SIZES[name]
+
+
+def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
+    """Features ``[None, C]`` (pooled) of backbone ``name`` applied to float pixels 0..255 ``x``."""
+    import keras
+    from keras import layers
+
+    if name in _EFFICIENTNETS:
+        # Keras' EfficientNets normalise 0..255 inputs themselves (Rescaling + Normalization inside).
+        cls = getattr(keras.applications, f"EfficientNetB{name[-1]}")
+        net = cls(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        return net(x)
+    if name == "xception":
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(x)
+        net = keras.applications.Xception(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        return net(x)
+    if name == "resnet50":
+        import numpy as np
+
+        # Caffe-style preprocessing (RGB -> BGR, minus the ImageNet mean) as a frozen 1x1 convolution.
+        to_bgr = layers.Conv2D(3, 1, trainable=False, name="caffe_preprocess")
+        x = to_bgr(x)
+        kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+        for i in range(3):
+            kernel[0, 0, i, 2 - i] = 1.0
+        to_bgr.set_weights([kernel, -np.array([103.939, 116.779, 123.68], dtype="float32")])
+        net = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        return net(x)
+    if weights:
+        raise InvalidInputError(f"model {name!r} has no pretrained weights (asked for {weights!r})")
+    x = layers.Rescaling(1.0 / 255.0, name="normalize")(x)
+    if name == "cnn256":
+        # The two-convolution baseline: conv-pool, conv-pool, dense.
+        x = layers.Conv2D(16, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(32, 3, activation="relu")(x)
+        x = layers.MaxPooling2D(4)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dropout(dropout)(x)
+        return layers.Dense(64, activation="relu")(x)
+    if name == "dilated224":
+        # Dilated convolutions widen the receptive field without pooling away blending traces.
+        for filters, rate in ((32, 1), (32, 2), (64, 2), (64, 4), (128, 4), (128, 8)):
+            x = layers.Conv2D(filters, 3, dilation_rate=rate, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+            if rate in (2, 4) and filters in (32, 64):
+                x = layers.MaxPooling2D(2)(x)
+        return layers.GlobalAveragePooling2D()(x)
+    if name == "tiny":
+        # momentum 0.9: a smoke run is a few dozen steps; the default 0.99 never settles the statistics
+        for filters in (16, 32, 64):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+            x = layers.MaxPooling2D(2)(x)
+        return layers.GlobalAveragePooling2D()(x)
+    raise InvalidInputError(f"unknown model name {name!r} (known: {', '.join(MODEL_NAMES)})")
+
+
+def build_model(name: str = DEFAULT_MODEL, input_size: int | None = None, weights: str | None = None,
+                dropout: float = 0.2) -> object:
+    """Build detector ``name`` for ``input_size x input_size`` RGB crops.
+
+    Args:
+        name: ``efficientnet_b0`` .. ``efficientnet_b4``, ``xception``, ``resnet50``, ``cnn256``,
+            ``dilated224`` or ``tiny``.
+        input_size: ``S``; default: the backbone's own size.
+        weights: ``"imagenet"`` to start from pretrained weights (Keras applications only, downloads
+            them); ``None`` for a random initialisation, or a path to a weights file.
+        dropout: dropout before the final layer.
+
+    Returns:
+        A ``keras.Model`` mapping pixels 0..255 ``[None, S, S, 3]`` to float32 logits ``[None, 1]``.
+    """
+    import keras
+    from keras import layers
+
+    size = input_size or default_input_size(name)
+    default_input_size(name)  # validates the name before anything is built
+    if size < 16:
+        raise InvalidInputError(f"input size must be at least 16, got {size}")
+    pretrained = weights if weights == "imagenet" else None
+    inputs = keras.Input(shape=(size, size, 3), dtype="float32", name="images")
+    features = _backbone(name, inputs, size, pretrained, dropout)
+    x = layers.Dropout(dropout, name="head_dropout")(features)
+    logits = layers.Dense(1, dtype="float32", name="logit")(x)
+    model = keras.Model(inputs, logits, name=name)
+    if weights and weights != "imagenet":
+        model.load_weights(weights)
+    return model

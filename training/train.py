@@ -1,0 +1,176 @@
+"""Training a detector on prepared crops: ``train(config, data_dir, out_dir) -> run dir``.
+
+A run folder holds ``config.yaml`` (the resolved config), ``history.csv``, ``checkpoints/``
+(the best model so far and the backup that resumes an interrupted run), ``model.keras`` (the
+best weights), plots and, written last, ``run.json``: backbone, input size, crop margin (from
+the crops' manifest), the threshold chosen on validation, dataset, metrics, config, time. A
+folder with ``run.json`` is a finished run; one without is resumed where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import pathlib
+import shutil
+import sys
+import time
+
+from deepfake_client.errors import InvalidInputError
+
+from training.config import TrainConfig, config_from_dict
+from training.data import class_weights, load_crops, make_dataset, steps_per_epoch
+from training.evaluate import RUN_INFO, RUN_MODEL, public, predict_crops, split_report, write_plots
+from training.metrics import by_video, choose_threshold
+from training.prepare import read_info
+
+log = logging.getLogger(__name__)
+
+
+def _configure_precision(config: TrainConfig) -> str:
+    import keras
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    policy = "mixed_float16" if config.mixed_precision == "on" or (config.mixed_precision == "auto" and gpu) else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def _check_resume(out: pathlib.Path, config: TrainConfig) -> None:
+    import yaml
+
+    saved = out / "config.yaml"
+    if saved.is_file():
+        previous = config_from_dict(yaml.safe_load(saved.read_text()) or {}, str(saved))
+        if previous != config:
+            diff = [k for k, v in config.__dict__.items() if getattr(previous, k) != v]
+            raise InvalidInputError(f"{saved}: the unfinished run in {out} has another config ({', '.join(diff)}); "
+                                    "use a new --out folder")
+
+
+def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, verbose: int = 2) -> pathlib.Path:
+    """Train ``config`` on the crops in ``data_dir``; write the run to ``out_dir`` and return it.
+
+    Validates the data before writing anything. Resumes an interrupted run in ``out_dir``; a
+    finished run (``run.json`` present) is returned as it is.
+
+    Raises:
+        InvalidInputError: the crops folder is not prepared, a split lacks a class, or
+            ``out_dir`` holds an unfinished run with another config.
+    """
+    import keras
+    import yaml
+
+    data_dir, out = pathlib.Path(data_dir), pathlib.Path(out_dir)
+    if (out / RUN_INFO).is_file():
+        log.info("%s is a finished run; nothing to do", out)
+        return out
+    info = read_info(data_dir)
+    size = config.resolved_input_size()
+    margin = float(info["crop_margin"])
+    if info["input_size"] != size:
+        log.warning("crops were prepared at %d px, the model takes %d px: they are resized "
+                    "(prepare with --size %d to train on exactly the served crops)", info["input_size"], size, size)
+    train_crops = load_crops(data_dir, "train", max_per_video=config.max_crops_per_video, seed=config.seed)
+    val_crops = load_crops(data_dir, "val")
+    if config.sbi:
+        if not (train_crops.labels == 0).any():
+            raise InvalidInputError(f"{data_dir}: self-blended training needs real crops in the train split")
+    else:
+        class_weights(train_crops.labels)  # raises unless both classes are present
+    if len(set(val_crops.labels.tolist())) < 2:
+        raise InvalidInputError(f"{data_dir}: the val split needs real and fake crops to choose a threshold "
+                                f"(it has {len(val_crops)} crops)")
+    _check_resume(out, config)
+
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+    policy = _configure_precision(config)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+    steps = steps_per_epoch(train_crops, config)
+    train_ds = make_dataset(train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None)
+    val_ds = make_dataset(val_crops, config, size=size, training=False)
+    weights = class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
+
+    model = _compile(config, size)
+    best = out / "checkpoints" / "best.keras"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out / "checkpoints" / "backup")),
+        keras.callbacks.ModelCheckpoint(str(best), monitor="val_auc", mode="max", save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.early_stopping_patience),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+    ]
+    log.info("training %s at %d px on %d crops (val %d), policy %s", config.backbone, size, len(train_crops),
+             len(val_crops), policy)
+    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results go there
+        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
+                  class_weight=weights, callbacks=callbacks, verbose=verbose)
+    train_seconds = time.monotonic() - started
+
+    keras.mixed_precision.set_global_policy("float32")
+    shutil.copyfile(best, out / RUN_MODEL)
+    model = keras.models.load_model(out / RUN_MODEL, compile=False)
+    report = _report(model, config, data_dir, out, size, val_crops)
+    run = {
+        "backbone": config.backbone,
+        "input_size": size,
+        "crop_margin": margin,
+        "threshold": report["threshold"],
+        "dataset": {"path": str(data_dir.resolve()), "name": info.get("dataset"), "root": info.get("root"),
+                    "frames": info.get("frames"), "counts": info.get("counts"),
+                    "train_crops": len(train_crops), "val_crops": len(val_crops), "self_blended": config.sbi},
+        "metrics": report["metrics"],
+        "config": config.as_dict(),
+        "training": {"seconds": round(train_seconds, 1), "epochs": _epochs_run(out), "precision_policy": policy},
+        "plots": report["plots"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = out / (RUN_INFO + ".tmp")
+    tmp.write_text(json.dumps(run, indent=2))
+    tmp.replace(out / RUN_INFO)  # written last: its presence means the run is finished
+    shutil.rmtree(out / "checkpoints" / "backup", ignore_errors=True)
+    return out
+
+
+def _compile(config: TrainConfig, size: int):
+    import keras
+
+    from training.models import build_model
+
+    model = build_model(config.backbone, size, config.weights, dropout=config.dropout)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+        metrics=[keras.metrics.AUC(from_logits=True, name="auc"), keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+    )
+    return model
+
+
+def _epochs_run(out: pathlib.Path) -> int:
+    history = out / "history.csv"
+    return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
+
+
+def _report(model, config: TrainConfig, data_dir: pathlib.Path, out: pathlib.Path, size: int, val_crops) -> dict:
+    """Threshold chosen on validation (video level, aggregated as the client does); val and test metrics."""
+    from training.plots import plot_history
+
+    val_probs = predict_crops(model, val_crops, config, size)
+    _, video_labels, video_scores = by_video(val_crops.videos, val_crops.labels, val_probs, config.aggregate)
+    threshold = choose_threshold(video_labels, video_scores, config.threshold_metric)
+    metrics, plots = {}, []
+    for split, crops in (("val", val_crops), ("test", load_crops(data_dir, "test"))):
+        if not len(crops):
+            continue
+        probs = val_probs if split == "val" else predict_crops(model, crops, config, size)
+        report = split_report(crops, probs, threshold=threshold, aggregate=config.aggregate)
+        metrics[split] = public(report)
+        plots += write_plots(out, split, report)
+    curves = plot_history(out / "history.csv", out / "training_curves.png")
+    if curves:
+        plots.append(curves.name)
+    return {"threshold": threshold, "metrics": metrics, "plots": plots}
