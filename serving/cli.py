@@ -22,9 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repository", default=os.environ.get("MODEL_REPOSITORY", "models"),
                         help="model repository on this host (default $MODEL_REPOSITORY or ./models)")
     parser.add_argument("--config", help="model config file (default <repository>/models.config)")
-    parser.add_argument("--server", default=os.environ.get("DEEPFAKE_SERVER", "grpc://127.0.0.1:8500"),
-                        help="TF Serving: grpc://host:8500 (reloads at once) or http://host:8501 "
-                        "(default $DEEPFAKE_SERVER or grpc://127.0.0.1:8500)")
+    parser.add_argument("--server", action="append",
+                        help="TF Serving: grpc://host:8500 (reloads at once) or http://host:8501; repeat it for "
+                        "every replica that reads the repository (default $DEEPFAKE_SERVER or grpc://127.0.0.1:8500)")
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds a version may take to become AVAILABLE (default 300)")
@@ -50,15 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from serving.rollout import Rollout
 
-    transport = None
+    servers = []
     try:
         if args.command != "publish":
             from deepfake_client.transport.base import make_transport
 
-            transport = make_transport(args.server)
+            urls = args.server or [os.environ.get("DEEPFAKE_SERVER", "grpc://127.0.0.1:8500")]
+            servers = [make_transport(url) for url in urls]
         rollout = Rollout(
             repository=pathlib.Path(args.repository),
-            transport=transport,
+            servers=servers,
             config_path=pathlib.Path(args.config) if args.config else None,
             model=args.model_name,
             wait_timeout_s=args.timeout,
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepfake-rollout: error: {err}", file=sys.stderr)
         return err.exit_code
     finally:
-        if transport is not None:
-            transport.close()
+        for server in servers:
+            server.close()
     if args.json or args.command == "status":
         import orjson
 

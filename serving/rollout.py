@@ -20,7 +20,7 @@ import dataclasses
 import fcntl
 import pathlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,8 +48,9 @@ class Rollout:
 
     Args:
         repository: the model repository on this host (holds ``models.config`` and ``<model>/<N>/``).
-        transport: the server's API (gRPC gives immediate reloads; over REST the server's own
-            config polling applies the change).
+        servers: the API of every server (replica) that reads this repository's config. gRPC gives
+            immediate reloads; over REST each server's own config polling applies the change. A
+            version counts as AVAILABLE only when every server says so.
         config_path: the model config file (default ``<repository>/models.config``).
         model: the model name.
         wait_timeout_s: how long a new version may take to become AVAILABLE.
@@ -57,7 +58,7 @@ class Rollout:
     """
 
     repository: pathlib.Path
-    transport: Transport | None = None
+    servers: Sequence[Transport] = ()
     config_path: pathlib.Path | None = None
     model: str = contract.MODEL_NAME
     wait_timeout_s: float = 300.0
@@ -80,14 +81,15 @@ class Rollout:
         return list_versions(model_dir(self.repository, self.model))
 
     def server_states(self) -> dict[int, str]:
-        return self._server().status(Target(self.model))
+        """Version states on the first server."""
+        return self._servers()[0].status(Target(self.model))
 
     def status(self) -> dict:
         """Versions on disk, in the config and on the server, and the labels."""
         entry = self.entry()
         states: dict[int, str] | str
         try:
-            states = self.server_states() if self.transport else "no server given"
+            states = self.server_states() if self.servers else "no server given"
         except DeepfakeError as err:
             states = f"unreachable: {err}"
         return {
@@ -204,10 +206,10 @@ class Rollout:
 
     # -- machinery -------------------------------------------------------------------------------
 
-    def _server(self) -> Transport:
-        if self.transport is None:
+    def _servers(self) -> Sequence[Transport]:
+        if not self.servers:
             raise InvalidInputError("this step talks to the server: give --server")
-        return self.transport
+        return self.servers
 
     def _specific_entry(self) -> ModelEntry:
         entry = self.entry()
@@ -221,34 +223,37 @@ class Rollout:
         """Write the config with ``entry``, and send it to the server if it takes reloads."""
         config = self.config().with_model(entry)
         save_config(self.config_path, config)
-        reload = getattr(self.transport, "reload_config", None)
-        if reload is None:
-            return
+        reloads = [r for r in (getattr(s, "reload_config", None) for s in self.servers) if r is not None]
         try:
-            reload(config.to_proto())
+            for reload in reloads:
+                reload(config.to_proto())
         except DeepfakeError:
             # TF Serving swaps in a refused config before validating it: send the good one back.
             good = self.config().with_model(fallback)
             save_config(self.config_path, good)
-            with contextlib.suppress(DeepfakeError):
-                reload(good.to_proto())
+            for reload in reloads:
+                with contextlib.suppress(DeepfakeError):
+                    reload(good.to_proto())
             raise
 
     def _wait_available(self, version: int) -> None:
+        """Wait until every server reports ``version`` AVAILABLE."""
         deadline = time.monotonic() + self.wait_timeout_s
-        state = "UNKNOWN"
-        while time.monotonic() < deadline:
-            try:
-                state = self._server().status(Target(self.model, version=version)).get(version, "UNKNOWN")
-            except NotFoundError:
-                state = "NOT_LOADED"
-            if state == "AVAILABLE":
-                return
-            if state == "END":
-                raise RolloutError(f"version {version} failed to load (state END); see the server's log")
-            time.sleep(self.poll_s)
-        raise DeadlineExceededError(
-            f"version {version} did not become AVAILABLE within {self.wait_timeout_s:g} s (last state {state})")
+        for server in self._servers():
+            state = "UNKNOWN"
+            while state != "AVAILABLE":
+                if time.monotonic() > deadline:
+                    raise DeadlineExceededError(f"version {version} did not become AVAILABLE on {server.url} "
+                                                f"within {self.wait_timeout_s:g} s (last state {state})")
+                try:
+                    state = server.status(Target(self.model, version=version)).get(version, "UNKNOWN")
+                except NotFoundError:
+                    state = "NOT_LOADED"
+                if state == "END":
+                    raise RolloutError(f"version {version} failed to load on {server.url} (state END); "
+                                       "see the server's log")
+                if state != "AVAILABLE":
+                    time.sleep(self.poll_s)
 
     def _check_golden(self, version: int) -> None:
         path = model_dir(self.repository, self.model) / str(version) / GOLDEN_FILE
@@ -256,18 +261,20 @@ class Rollout:
             raise RolloutError(f"version {version} has no golden batch ({path}); re-export it")
         golden = load_golden(path)
         images, expected = golden["images"], golden[contract.PROBABILITY_OUTPUT]
-        result = self._server().predict(Target(self.model, version=version), contract.DEFAULT_SIGNATURE,
-                                        {contract.IMAGES_INPUT: images})
-        got = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float32).reshape(-1)
-        if got.shape != expected.shape:
-            raise RolloutError(f"version {version}: golden batch gave {got.shape[0]} scores, expected {expected.shape[0]}")
-        worst = float(np.max(np.abs(got - expected)))
-        if not worst <= GOLDEN_TOLERANCE:
-            raise RolloutError(
-                f"version {version} does not answer its golden batch as exported: max |served - exported| = "
-                f"{worst:.3g} > {GOLDEN_TOLERANCE:g} (served {np.round(got, 4).tolist()}, "
-                f"exported {np.round(expected, 4).tolist()})")
-        self.log(f"golden batch of {len(expected)} crops matches (max difference {worst:.2g})")
+        for server in self._servers():
+            result = server.predict(Target(self.model, version=version), contract.DEFAULT_SIGNATURE,
+                                    {contract.IMAGES_INPUT: images})
+            got = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float32).reshape(-1)
+            if got.shape != expected.shape:
+                raise RolloutError(f"version {version} on {server.url}: the golden batch gave {got.shape[0]} "
+                                   f"scores, expected {expected.shape[0]}")
+            worst = float(np.max(np.abs(got - expected)))
+            if not worst <= GOLDEN_TOLERANCE:
+                raise RolloutError(
+                    f"version {version} on {server.url} does not answer its golden batch as exported: "
+                    f"max |served - exported| = {worst:.3g} > {GOLDEN_TOLERANCE:g} "
+                    f"(served {np.round(got, 4).tolist()}, exported {np.round(expected, 4).tolist()})")
+            self.log(f"{server.url}: golden batch of {len(expected)} crops matches (max difference {worst:.2g})")
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

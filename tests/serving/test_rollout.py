@@ -77,7 +77,7 @@ def test_full_rollout_under_load_fails_no_request(tmp_path, exported_version, de
                    "--allow_version_labels_for_unavailable_models=true")
     transport = make_transport(server.grpc_url)
     try:
-        rollout = Rollout(repository=repository, transport=transport, wait_timeout_s=60)
+        rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=60)
         second = publish_second_version(repository)
         assert second == 2
         assert load_config(repository / "models.config").model().versions == (1,)  # publish serves nothing
@@ -111,7 +111,7 @@ def test_refusals_leave_the_config_as_it_was(tmp_path, exported_version, devserv
                    "--allow_version_labels_for_unavailable_models=true")
     transport = make_transport(server.grpc_url)
     try:
-        rollout = Rollout(repository=repository, transport=transport, wait_timeout_s=20)
+        rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=20)
         original = config_path.read_text()
 
         # A version whose golden batch does not match what the server answers: not labelled.

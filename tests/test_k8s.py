@@ -1,0 +1,93 @@
+"""The Kubernetes manifests, validated offline against the Kubernetes API's own models (the
+``kubernetes`` client's generated classes: every field known, every required field present)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+
+kubernetes = pytest.importorskip("kubernetes")
+
+
+def documents() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
+
+
+def model_class(api_version: str, kind: str) -> type:
+    group_version = api_version.split("/")[-1]
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    prefix = group_version.capitalize()
+    name = f"{prefix}{kind}"
+    cls = getattr(kubernetes.client.models, name, None)
+    assert cls is not None, f"unknown kind {api_version}/{kind} (group {group!r})"
+    return cls
+
+
+def check(value: object, type_name: str, where: str) -> None:
+    """Walk ``value`` against the client's model type ``type_name``; fail on unknown fields."""
+    if type_name in ("str", "int", "bool", "float", "object", "datetime", "date"):
+        return
+    if type_name.lower().startswith("list["):
+        assert isinstance(value, list), f"{where}: expected a list"
+        for i, item in enumerate(value):
+            check(item, type_name[5:-1], f"{where}[{i}]")
+        return
+    if type_name.lower().startswith(("dict(", "dict[")):
+        assert isinstance(value, dict), f"{where}: expected a mapping"
+        inner = type_name[type_name.index(",") + 1 : -1].strip()
+        for key, item in value.items():
+            check(item, inner, f"{where}.{key}")
+        return
+    cls = getattr(kubernetes.client.models, type_name)
+    assert isinstance(value, dict), f"{where}: expected a {type_name} mapping"
+    by_json = {json_name: attr for attr, json_name in cls.attribute_map.items()}
+    unknown = sorted(set(value) - set(by_json))
+    assert not unknown, f"{where}: unknown field(s) {unknown} for {type_name}"
+    for key, item in value.items():
+        check(item, cls.openapi_types[by_json[key]], f"{where}.{key}")
+
+
+@pytest.mark.parametrize("doc", documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_manifest_is_a_valid_object(doc: dict) -> None:
+    cls = model_class(doc["apiVersion"], doc["kind"])
+    check(doc, cls.__name__, doc["kind"])
+    # Required fields and value types: the generated (pydantic) models refuse what the API would.
+    assert cls.from_dict(doc) is not None
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+def test_replicas_serve_the_shared_repository_like_compose() -> None:
+    deployment = next(d for d in documents() if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    version = re.search(r"^TF_SERVING_VERSION=(.+)$", (ROOT / ".env").read_text(), re.M).group(1)
+    assert container["image"] == f"tensorflow/serving:{version}-gpu"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text().replace("!reset", ""))
+    compose_flags = {a.split("=")[0] for a in compose["services"]["tfserving"]["command"]}
+    assert {a.split("=")[0] for a in container["args"]} == compose_flags
+    assert "AVAILABLE" in " ".join(container["readinessProbe"]["exec"]["command"])
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_configmap_matches_the_serving_files() -> None:
+    config = next(d for d in documents() if d["kind"] == "ConfigMap")
+    strip = lambda text: [l for l in text.splitlines() if l.strip() and not l.startswith("#")]  # noqa: E731
+    assert strip(config["data"]["batching_parameters.txt"]) == strip((ROOT / "serving/batching_parameters.txt").read_text())
+    assert strip(config["data"]["monitoring.config"]) == strip((ROOT / "serving/monitoring.config").read_text())
