@@ -148,7 +148,7 @@ def load_config(name: str, overrides: dict[str, object] | list[str] | None = Non
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     values.update({k: _check_value(k, v, "--set") for k, v in (overrides or {}).items()})
-    return _validate(TrainConfig(**values), str(path))
+    return _validate(TrainConfig(**values), f"{path} with --set" if overrides else str(path))
 
 
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:

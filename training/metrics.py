@@ -51,20 +51,26 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youd
         return 0.5
     if metric == "eer":
         return equal_error_rate(labels, scores)[1]
-    candidates = np.unique(np.concatenate([scores, [0.5]]))
-    best, best_value = 0.5, -np.inf
+    # Predictions change only at the scores: t in (s[k-1], s[k]] acts like s[k]. Score every s[k],
+    # then return the middle of the first best run of them, not its edge (a margin on both sides).
+    candidates = np.unique(scores)
+    values = []
     for t in candidates:
         pred = scores >= t
         tp = float(np.sum(pred & (labels == 1)))
         fp = float(np.sum(pred & (labels == 0)))
         fn = float(np.sum(~pred & (labels == 1)))
         if metric == "f1":
-            value = 2 * tp / max(1.0, 2 * tp + fp + fn)
+            values.append(2 * tp / max(1.0, 2 * tp + fp + fn))
         else:
-            value = tp / max(1.0, tp + fn) - fp / max(1.0, float(np.sum(labels == 0)))
-        if value > best_value + 1e-12:
-            best, best_value = float(t), value
-    return best
+            values.append(tp / max(1.0, tp + fn) - fp / max(1.0, float(np.sum(labels == 0))))
+    values = np.asarray(values)
+    best = np.flatnonzero(values >= values.max() - 1e-12)
+    first = last = int(best[0])
+    while last + 1 < len(candidates) and values[last + 1] >= values.max() - 1e-12:
+        last += 1
+    low = candidates[first - 1] if first > 0 else 0.0
+    return float((low + candidates[last]) / 2.0)
 
 
 def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:

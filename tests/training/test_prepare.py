@@ -1,0 +1,98 @@
+"""Preparation: the client's crop pixel for pixel, a manifest, resume, corrupt videos, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from deepfake_client.errors import InvalidInputError
+from deepfake_client.faces import HaarDetector, crop_face, extract_faces
+from deepfake_client.video import sample_frames
+from training.cli import prepare_main
+from training.prepare import prepare_dataset, read_manifest
+
+
+def test_crops_equal_the_clients_crop_pixel_for_pixel(prepared_crops, synthetic_dataset):
+    info = json.loads((prepared_crops / "prepare.json").read_text())
+    records = [r for r in read_manifest(prepared_crops) if r["kind"] == "video" and r["faces"]]
+    assert records
+    record = records[0]
+    frames = {f.index: f for f in sample_frames(synthetic_dataset / record["id"], info["frames"])}
+    detector = HaarDetector()
+    for face in record["faces"]:
+        frame = frames[face["frame"]]
+        client = extract_faces(frame.rgb, detector, info["crop_margin"], info["input_size"], frame.index)[face["face"]]
+        stored = cv2.cvtColor(cv2.imread(str(prepared_crops / face["file"])), cv2.COLOR_BGR2RGB)
+        assert stored.shape == (64, 64, 3)
+        np.testing.assert_array_equal(stored, client.crop)
+        np.testing.assert_array_equal(stored, crop_face(frame.rgb, client.box, info["crop_margin"], 64))
+        assert face["box"] == client.box.as_list()
+
+
+def test_manifest_and_counts(prepared_crops):
+    info = json.loads((prepared_crops / "prepare.json").read_text())
+    records = read_manifest(prepared_crops)
+    assert len(records) == 10  # 4 videos + 1 image per class
+    assert info["input_size"] == 64 and info["crop_margin"] == 0.3
+    assert sum(c["crops"] for c in info["counts"].values()) == sum(len(r["faces"]) for r in records)
+    assert {r["split"] for r in records} == {"train", "val", "test"}
+    for r in records:
+        assert r["status"] == "ok" and r["label"] == (r["id"].startswith("fake/"))
+        assert all(f["file"].startswith(f"faces/{r['split']}/") for f in r["faces"])
+        assert len(r["faces"]) <= (1 if r["kind"] == "image" else 4)
+
+
+def test_resume_skips_finished_and_corrupt_video_is_not_fatal(synthetic_dataset, tmp_path, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_dataset, data)
+    (data / "fake" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
+    out = tmp_path / "crops"
+    first = prepare_dataset("folder", data, out, size=48, frames=2, workers=1, progress=False, limit=2)
+    done = {r["id"] for r in read_manifest(out)}
+    assert 0 < len(done) < 11
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
+    with caplog.at_level(logging.WARNING):
+        info = prepare_dataset("folder", data, out, size=48, frames=2, workers=1, progress=False)
+    records = {r["id"]: r for r in read_manifest(out)}
+    assert len(records) == 11  # each item exactly once: finished ones were not redone
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())
+    assert records["fake/broken.mp4"]["status"] == "failed"
+    assert "broken.mp4" in caplog.text
+    assert sum(c["failed"] for c in info["counts"].values()) == 1
+    assert first["input_size"] == info["input_size"] == 48
+    with pytest.raises(InvalidInputError, match="prepared with other settings"):
+        prepare_dataset("folder", data, out, size=64, frames=2, workers=1, progress=False)
+
+
+def test_parallel_workers(synthetic_dataset, tmp_path):
+    out = tmp_path / "crops"
+    info = prepare_dataset("folder", synthetic_dataset, out, size=32, frames=2, workers=2, progress=False, limit=2)
+    records = read_manifest(out)
+    assert len(records) == len({r["id"] for r in records}) == sum(c["videos"] for c in info["counts"].values())
+    assert all(r["status"] == "ok" for r in records)
+
+
+def test_bad_layout_exit_2_and_nothing_written(tmp_path, capsys):
+    (tmp_path / "data" / "clips").mkdir(parents=True)
+    out = tmp_path / "crops"
+    assert prepare_main(["--dataset", "folder", str(tmp_path / "data"), str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a folder dataset" in err[0] and str(tmp_path / "data") in err[0]
+    assert not out.exists()
+    assert prepare_main(["--dataset", "dfdc", str(tmp_path / "data"), str(out), "--quiet"]) == 2
+    assert not out.exists()
+
+
+def test_prepare_cli_prints_a_summary(synthetic_dataset, tmp_path, capsys):
+    out = tmp_path / "crops"
+    code = prepare_main(["--dataset", "folder", str(synthetic_dataset), str(out), "--size", "32", "--frames", "1",
+                         "--workers", "1", "--limit", "1", "--quiet", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["input_size"] == 32 and pathlib.Path(out / "manifest.jsonl").is_file()

@@ -1,0 +1,193 @@
+"""The training CLIs: ``deepfake-prepare``, ``deepfake-train``, ``deepfake-evaluate``.
+
+Results go to stdout (``--json`` for machines), progress and logs to stderr. Every
+``DeepfakeError`` is one line on stderr and its exit code; ``--debug`` shows the traceback.
+TensorFlow is imported only once a command runs, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from deepfake_client.contract import DEFAULT_CROP_MARGIN
+from deepfake_client.errors import DeepfakeError
+from deepfake_client.video import DEFAULT_FRAMES
+
+DATASETS = ("dfdc", "ffpp", "celebdf", "folder")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _run(prog: str, args: argparse.Namespace, command: Callable[[], dict], show: Callable[[dict], None]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format=f"{prog}: %(message)s")
+    try:
+        result = command()
+    except DeepfakeError as err:
+        if args.debug:
+            raise
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        show(result)
+    return 0
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _metrics_table(metrics: dict[str, dict]) -> list[str]:
+    keys = ("count", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "eer")
+    lines = [f"  {'':14}" + "".join(f"{k:>10}" for k in keys)]
+    for name, values in metrics.items():
+        lines.append(f"  {name:14}" + "".join(f"{_fmt(values.get(k)):>10}" for k in keys))
+    return lines
+
+
+# --- deepfake-prepare -------------------------------------------------------------------------------
+
+
+def prepare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-prepare",
+        description="Sample frames of every video of a dataset, find and crop the faces with the client's own "
+        "crop, and write the crops plus a manifest. Re-running resumes; corrupt videos are logged and skipped.")
+    parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset layout")
+    parser.add_argument("root", help="dataset folder")
+    parser.add_argument("out", help="crops folder to write (resumed if it exists)")
+    parser.add_argument("--size", type=int, default=224, help="crop side S in pixels (the model input size; default 224)")
+    parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN,
+                        help=f"crop margin (default {DEFAULT_CROP_MARGIN}); served with the model trained on it")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames per video (default {DEFAULT_FRAMES})")
+    parser.add_argument("--max-faces", type=int, help="keep at most this many faces per frame (default: all)")
+    parser.add_argument("--format", default="png", choices=("png", "jpg"), help="crop file format (default png)")
+    parser.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels (default 24)")
+    parser.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    parser.add_argument("--limit", type=int, help="only the first N videos of each split (a quick try)")
+    parser.add_argument("--val-fraction", type=float, help="share of groups for validation where the dataset has no split")
+    parser.add_argument("--test-fraction", type=float, help="share of groups for test where the dataset has no split")
+    parser.add_argument("--compression", default="c23", help="FaceForensics++ compression: raw, c23, c40")
+    parser.add_argument("--splits", help="FaceForensics++ folder of train.json, val.json, test.json")
+    _common(parser)
+    return parser
+
+
+def prepare_main(argv: list[str] | None = None) -> int:
+    """``deepfake-prepare``."""
+    args = prepare_parser().parse_args(argv)
+    options: dict[str, object] = {}
+    if args.val_fraction is not None:
+        options["val_fraction"] = args.val_fraction
+    if args.test_fraction is not None and args.dataset != "celebdf":
+        options["test_fraction"] = args.test_fraction
+    if args.dataset == "ffpp":
+        options.update(compression=args.compression, splits_dir=args.splits)
+
+    def command() -> dict:
+        from training.prepare import prepare_dataset
+
+        return prepare_dataset(args.dataset, args.root, args.out, size=args.size, margin=args.margin,
+                               frames=args.frames, max_faces=args.max_faces, image_format=args.format,
+                               min_face=args.min_face, workers=args.workers, limit=args.limit,
+                               progress=not args.quiet, reader_options=options)
+
+    def show(info: dict) -> None:
+        print(f"prepared {info['dataset']} from {info['root']} into {args.out}: "
+              f"{info['input_size']}x{info['input_size']} crops, margin {info['crop_margin']}, {info['frames']} frames/video")
+        for split, c in info["counts"].items():
+            print(f"  {split:5} {c['videos']:6} videos  {c['crops']:7} crops ({c['real_crops']} real, "
+                  f"{c['fake_crops']} fake)  {c['no_face']} without face  {c['failed']} failed")
+
+    return _run("deepfake-prepare", args, command, show)
+
+
+# --- deepfake-train ---------------------------------------------------------------------------------
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from training.models import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="deepfake-train",
+        description="Train a detector on prepared crops. The run folder gets model.keras, run.json (input size, "
+        "crop margin, threshold chosen on validation, metrics), config.yaml, history, checkpoints and plots. "
+        "An interrupted run resumes when the same command is run again.",
+        epilog=f"models: {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--config", default="efficientnet_b0", help="preset name (training/configs/) or YAML file")
+    parser.add_argument("--data", required=True, help="crops folder written by deepfake-prepare")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    _common(parser)
+    return parser
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """``deepfake-train``."""
+    args = train_parser().parse_args(argv)
+
+    def command() -> dict:
+        from training.config import load_config
+        from training.evaluate import read_run_info
+        from training.train import train
+
+        config = load_config(args.config, args.set)
+        run_dir = train(config, args.data, args.out, verbose=0 if args.quiet else 2)
+        return {"run": str(run_dir), **read_run_info(run_dir)}
+
+    def show(run: dict) -> None:
+        print(f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
+              f"{run['training']['epochs']} epochs, {run['training']['seconds']} s")
+        print(f"  threshold {run['threshold']:.3f} (chosen on validation), crop margin {run['crop_margin']}")
+        rows = {f"{split} {level}": run["metrics"][split][level] for split in run["metrics"] for level in ("frame", "video")}
+        print("\n".join(_metrics_table(rows)))
+
+    return _run("deepfake-train", args, command, show)
+
+
+# --- deepfake-evaluate ------------------------------------------------------------------------------
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-evaluate",
+        description="Evaluate a finished run on a split of prepared crops, per frame and per video (scores "
+        "aggregated as the client does), at the run's threshold. Writes eval_<split>.json and PNG plots.")
+    parser.add_argument("run", help="run folder written by deepfake-train")
+    parser.add_argument("--data", help="crops folder (default: the one the run trained on)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
+    parser.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
+    parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    _common(parser)
+    return parser
+
+
+def evaluate_main(argv: list[str] | None = None) -> int:
+    """``deepfake-evaluate``."""
+    args = evaluate_parser().parse_args(argv)
+
+    def command() -> dict:
+        from training.evaluate import evaluate_run
+
+        return evaluate_run(args.run, args.data, split=args.split, threshold=args.threshold, plots=not args.no_plots)
+
+    def show(report: dict) -> None:
+        print(f"{report['run']} on the {report['split']} split of {report['data']} "
+              f"(threshold {report['frame']['threshold']:.3f}, videos aggregated by {report['video']['aggregate']})")
+        print("\n".join(_metrics_table({"frame": report["frame"], "video": report["video"]})))
+        if report.get("plots"):
+            print(f"  plots: {', '.join(report['plots'])}")
+
+    return _run("deepfake-evaluate", args, command, show)
