@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=None, help="sample this many frames per second instead")
     parser.add_argument("--aggregation", choices=("confident", "mean", "max"), default="confident")
     parser.add_argument("--threshold", type=float, default=None, help="override the version's threshold")
-    parser.add_argument("--detector", default="haar", help="face detector (default haar)")
+    parser.add_argument("--detector", default="auto",
+                        help="auto (centerface if installed, else haar), haar, centerface, yunet:/model.onnx")
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")

@@ -103,7 +103,7 @@ class DetectorClient:
         retries: int = 3,
         batch_size: int = DEFAULT_BATCH_SIZE,
         encoding: str = "uint8",
-        detector: str | Callable[[], FaceDetector] = "haar",
+        detector: str | Callable[[], FaceDetector] = "auto",
         frames: int = DEFAULT_FRAMES,
         per_second: float | None = None,
         aggregation: str = "confident",
