@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import gc
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -193,7 +195,8 @@ def json_to_array(value: Any, dtype: int) -> np.ndarray:
         ServingError: INVALID_ARGUMENT with json_tensor.cc's text.
     """
     shape = _dense_shape(value)
-    fast = _fast_numeric(value, dtype, shape)
+    with _gc_paused():
+        fast = _fast_numeric(value, dtype, shape)
     if fast is not None:
         return fast
     flat: list[Any] = []
@@ -235,7 +238,8 @@ def _from_instances(doc: dict, instances: list, infos: Mapping[str, tfs_pb2.Tens
     out = {}
     for name, rows in columns.items():
         dtype = infos[name].dtype
-        fast = _fast_numeric(rows, dtype, _dense_shape(rows))
+        with _gc_paused():
+            fast = _fast_numeric(rows, dtype, _dense_shape(rows))
         if fast is not None:
             out[name] = fast
             continue
@@ -311,6 +315,17 @@ def parse_predict_request(
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse_json(body: bytes) -> dict:
     """Parse a request body as a JSON object (NaN and Infinity allowed, as rapidjson's flag does)."""
     import orjson
@@ -318,7 +333,8 @@ def parse_json(body: bytes) -> dict:
     if not body:
         raise invalid_argument("JSON Parse error: The document is empty")
     try:
-        doc = orjson.loads(body)
+        with _gc_paused():  # millions of small lists would trigger the cyclic GC over and over
+            doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:
             doc = json.loads(body)

@@ -1,0 +1,99 @@
+"""Start and stop a dev server process (for the demo, the benchmarks and the tests).
+
+The dev server is started the way docker-compose.yml starts TF Serving (a model config file,
+polling, labels allowed at start-up), on free ports, and is ready when the model has an
+AVAILABLE version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from deepfake_client.contract import MODEL_NAME
+from deepfake_client.errors import ServerUnavailableError
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class DevServerProcess:
+    """A running dev server process and where to reach it."""
+
+    process: subprocess.Popen
+    grpc_port: int
+    rest_port: int
+    config_path: pathlib.Path
+    log_path: pathlib.Path
+
+    @property
+    def grpc_url(self) -> str:
+        return f"grpc://127.0.0.1:{self.grpc_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        """The server's output so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+def start_devserver(config_path: str | pathlib.Path, log_path: str | pathlib.Path, *extra: str,
+                    model: str = MODEL_NAME, timeout_s: float = 120.0) -> DevServerProcess:
+    """Start ``python -m serving.devserver`` over ``config_path``; wait until ``model`` is AVAILABLE.
+
+    Raises:
+        ServerUnavailableError: the process exited or no version became AVAILABLE in time.
+    """
+    config_path, log_path = pathlib.Path(config_path), pathlib.Path(log_path)
+    grpc_port, rest_port = free_port(), free_port()
+    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+               f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
+               "--file_system_poll_wait_seconds=1", "--allow_version_labels_for_unavailable_models=true", *extra]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    server = DevServerProcess(process, grpc_port, rest_port, config_path, log_path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailableError(f"the dev server exited with {process.returncode}: {server.log()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.rest_url}/v1/models/{model}", timeout=2) as reply:
+                if b'"AVAILABLE"' in reply.read():
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.3)
+    stop_devserver(server)
+    raise ServerUnavailableError(f"the dev server did not serve {model} within {timeout_s:g} s: {server.log()[-2000:]}")
+
+
+def stop_devserver(server: DevServerProcess, timeout_s: float = 30.0) -> int:
+    """SIGTERM, wait for the graceful exit (kill after ``timeout_s``); the exit code."""
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(10)
+    return server.process.returncode
