@@ -10,63 +10,20 @@ detector of real deepfakes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import pathlib
 import shutil
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import orjson
 
-from deepfake_client.errors import DeepfakeError, ServerUnavailableError
+from deepfake_client.errors import DeepfakeError
+from serving.devserver.launcher import start_devserver, stop_devserver
 
 
 def log(line: str) -> None:
     print(f"deepfake-demo: {line}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def dev_server(config_path: pathlib.Path, log_path: pathlib.Path, timeout_s: float = 120.0) -> Iterator[tuple[str, str]]:
-    """Run the dev server over ``config_path`` until the block ends; yield its gRPC and REST URLs."""
-    from deepfake_client.transport.base import Target, make_transport
-
-    grpc_port, rest_port = free_port(), free_port()
-    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-               f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
-               "--file_system_poll_wait_seconds=1", "--allow_version_labels_for_unavailable_models=true"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log_path, "ab") as server_log:
-        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT, env=env)
-    grpc_url, rest_url = f"grpc://127.0.0.1:{grpc_port}", f"http://127.0.0.1:{rest_port}"
-    try:
-        with make_transport(grpc_url) as transport:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if process.poll() is not None:
-                    raise ServerUnavailableError(f"the dev server exited with {process.returncode}; see {log_path}")
-                with contextlib.suppress(DeepfakeError):
-                    if "AVAILABLE" in transport.status(Target()).values():
-                        break
-                if time.monotonic() > deadline:
-                    raise ServerUnavailableError(f"no version became AVAILABLE within {timeout_s:g} s; see {log_path}")
-                time.sleep(0.25)
-        yield grpc_url, rest_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10, seed: int = 0) -> dict:
@@ -122,7 +79,9 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
     start = time.perf_counter()
     log("5/6 serving the repository with the dev server (TF-Serving-compatible gRPC and REST)")
     verdicts, table = [], []
-    with dev_server(repository / "models.config", out / "devserver.log") as (grpc_url, rest_url):
+    server = start_devserver(repository / "models.config", out / "devserver.log")
+    grpc_url, rest_url = server.grpc_url, server.rest_url
+    try:
         stage("serve", start)
         start = time.perf_counter()
         log(f"6/6 scanning the sample videos over gRPC ({grpc_url}) and REST ({rest_url})")
@@ -133,6 +92,8 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
                     verdicts.append({"truth": truth.upper(), "server": url, **verdict.to_dict(faces=False)})
                     table.append(verdict)
         stage("scan", start)
+    finally:
+        stop_devserver(server)
     print(format_table(table))
     summary = {
         "version": version,

@@ -56,8 +56,13 @@ class DevServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_devserver(config_path: str | pathlib.Path, log_path: str | pathlib.Path, *extra: str,
-                    model: str = MODEL_NAME, timeout_s: float = 120.0) -> DevServerProcess:
+def start_devserver(
+    config_path: str | pathlib.Path,
+    log_path: str | pathlib.Path,
+    *extra: str,
+    model: str = MODEL_NAME,
+    timeout_s: float = 120.0,
+) -> DevServerProcess:
     """Start ``python -m serving.devserver`` over ``config_path``; wait until ``model`` is AVAILABLE.
 
     Raises:
@@ -65,9 +70,18 @@ def start_devserver(config_path: str | pathlib.Path, log_path: str | pathlib.Pat
     """
     config_path, log_path = pathlib.Path(config_path), pathlib.Path(log_path)
     grpc_port, rest_port = free_port(), free_port()
-    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-               f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
-               "--file_system_poll_wait_seconds=1", "--allow_version_labels_for_unavailable_models=true", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "serving.devserver",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_config_file={config_path}",
+        "--model_config_file_poll_wait_seconds=1",
+        "--file_system_poll_wait_seconds=1",
+        "--allow_version_labels_for_unavailable_models=true",
+        *extra,
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
@@ -75,7 +89,9 @@ def start_devserver(config_path: str | pathlib.Path, log_path: str | pathlib.Pat
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServerUnavailableError(f"the dev server exited with {process.returncode}: {server.log()[-2000:]}")
+            raise ServerUnavailableError(
+                f"the dev server exited with {process.returncode}: {server.log()[-2000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{server.rest_url}/v1/models/{model}", timeout=2) as reply:
                 if b'"AVAILABLE"' in reply.read():
@@ -84,7 +100,9 @@ def start_devserver(config_path: str | pathlib.Path, log_path: str | pathlib.Pat
             pass
         time.sleep(0.3)
     stop_devserver(server)
-    raise ServerUnavailableError(f"the dev server did not serve {model} within {timeout_s:g} s: {server.log()[-2000:]}")
+    raise ServerUnavailableError(
+        f"the dev server did not serve {model} within {timeout_s:g} s: {server.log()[-2000:]}"
+    )
 
 
 def stop_devserver(server: DevServerProcess, timeout_s: float = 30.0) -> int:
