@@ -68,8 +68,16 @@ def run(quick: bool) -> list[dict]:
 
     cases = _cases(quick)
     haar = _score(make_detector("haar"), cases)
-    rows = [{"name": f"haar recall ({len(cases)} frames)", "value": haar[0], "unit": "share", "baseline": haar[0],
-             "baseline_name": "haar", "goal": "reference"}]
+    rows = [
+        {
+            "name": f"haar recall ({len(cases)} frames)",
+            "value": haar[0],
+            "unit": "share",
+            "baseline": haar[0],
+            "baseline_name": "haar",
+            "goal": "reference",
+        }
+    ]
     try:
         other = {"centerface": make_detector("centerface")}
     except InvalidInputError:
@@ -77,11 +85,29 @@ def run(quick: bool) -> list[dict]:
     for name, detector in other.items():
         recall, iou, per_frame = _score(detector, cases)
         rows += [
-            {"name": f"{name} recall", "value": recall, "unit": "share", "baseline": haar[0], "baseline_name": "haar",
-             "goal": ">= haar"},
-            {"name": f"{name} mean IoU of found faces", "value": iou, "unit": "IoU", "baseline": haar[1],
-             "baseline_name": "haar", "goal": ">= haar"},
-            {"name": f"{name} time per 640x360 frame", "value": per_frame, "unit": "s", "baseline": haar[2],
-             "baseline_name": "haar", "goal": "<= haar"},
-        ]  # fmt: skip
+            {
+                "name": f"{name} recall",
+                "value": recall,
+                "unit": "share",
+                "baseline": haar[0],
+                "baseline_name": "haar",
+                "goal": ">= haar",
+            },
+            {
+                "name": f"{name} mean IoU of found faces",
+                "value": iou,
+                "unit": "IoU",
+                "baseline": haar[1],
+                "baseline_name": "haar",
+                "goal": ">= haar",
+            },
+            {
+                "name": f"{name} time per 640x360 frame",
+                "value": per_frame,
+                "unit": "s",
+                "baseline": haar[2],
+                "baseline_name": "haar",
+                "goal": "<= haar",
+            },
+        ]
     return rows

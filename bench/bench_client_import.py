@@ -19,15 +19,21 @@ dt = time.perf_counter() - t
 print(json.dumps({"s": dt, "mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
 """
 
-OURS = ("import deepfake_client; from deepfake_client import DetectorClient; "
-        "import deepfake_client.transport.grpc, deepfake_client.transport.rest")  # fmt: skip
-OFFICIAL = "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc, get_model_metadata_pb2"
+OURS = (
+    "import deepfake_client; from deepfake_client import DetectorClient; "
+    "import deepfake_client.transport.grpc, deepfake_client.transport.rest"
+)
+OFFICIAL = (
+    "from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc, get_model_metadata_pb2"
+)
 
 
 def _measure(code: str, repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", _PROBE, code], capture_output=True, text=True, check=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", _PROBE, code], capture_output=True, text=True, check=True, timeout=300
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {"s": min(r["s"] for r in runs), "mb": min(r["mb"] for r in runs)}
 
@@ -36,8 +42,20 @@ def run(quick: bool) -> list[dict]:
     repeats = 1 if quick else 3
     ours, official = _measure(OURS, repeats), _measure(OFFICIAL, repeats)
     return [
-        {"name": "client import time (client + transports)", "value": ours["s"], "unit": "s", "baseline": official["s"],
-         "baseline_name": "official tensorflow_serving.apis", "goal": "<= 0.3 s"},
-        {"name": "client import memory", "value": ours["mb"], "unit": "MB", "baseline": official["mb"],
-         "baseline_name": "official tensorflow_serving.apis", "goal": "<= 100 MB"},
-    ]  # fmt: skip
+        {
+            "name": "client import time (client + transports)",
+            "value": ours["s"],
+            "unit": "s",
+            "baseline": official["s"],
+            "baseline_name": "official tensorflow_serving.apis",
+            "goal": "<= 0.3 s",
+        },
+        {
+            "name": "client import memory",
+            "value": ours["mb"],
+            "unit": "MB",
+            "baseline": official["mb"],
+            "baseline_name": "official tensorflow_serving.apis",
+            "goal": "<= 100 MB",
+        },
+    ]

@@ -12,12 +12,17 @@ import numpy as np
 
 def _crops(count: int = 32, size: int = 224) -> np.ndarray:
     from deepfake_client.faces import Box, crop_face
+
     from training.synthetic import real_face
 
     face = real_face()
     rng = np.random.default_rng(0)
-    return np.stack([crop_face(face, Box(50 + rng.uniform(-5, 5), 45 + rng.uniform(-5, 5), 110, 125), 0.3, size)
-                     for _ in range(count)])  # fmt: skip
+    return np.stack(
+        [
+            crop_face(face, Box(50 + rng.uniform(-5, 5), 45 + rng.uniform(-5, 5), 110, 125), 0.3, size)
+            for _ in range(count)
+        ]
+    )
 
 
 def _best(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -31,7 +36,6 @@ def _best(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def run(quick: bool) -> list[dict]:
     import cv2
-
     from deepfake_client import contract
     from deepfake_client.transport.base import Target
     from deepfake_client.transport.grpc import make_predict_request
@@ -41,22 +45,40 @@ def run(quick: bool) -> list[dict]:
     repeats = 3 if quick else 10
 
     def jpeg_body() -> bytes:
-        encoded = [cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-                   for c in crops]  # fmt: skip
+        encoded = [
+            cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[
+                1
+            ].tobytes()
+            for c in crops
+        ]
         return encode_inputs(contract.ENCODED_SIGNATURE, {contract.IMAGE_BYTES_INPUT: encoded})
 
     def uint8_body() -> bytes:
         return encode_inputs(contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: crops})
 
     def ours() -> bytes:
-        return make_predict_request(Target(version=1), contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: crops}).SerializeToString()
+        return make_predict_request(
+            Target(version=1), contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: crops}
+        ).SerializeToString()
 
     rows = [
-        {"name": "REST body, 32 faces, base64 JPEG q95", "value": len(jpeg_body()) / 1e6, "unit": "MB",
-         "baseline": len(uint8_body()) / 1e6, "baseline_name": "REST uint8 JSON", "goal": "smaller"},
-        {"name": "REST encode time, 32 faces, base64 JPEG q95", "value": _best(jpeg_body, repeats), "unit": "s",
-         "baseline": _best(uint8_body, repeats), "baseline_name": "REST uint8 JSON", "goal": "report"},
-    ]  # fmt: skip
+        {
+            "name": "REST body, 32 faces, base64 JPEG q95",
+            "value": len(jpeg_body()) / 1e6,
+            "unit": "MB",
+            "baseline": len(uint8_body()) / 1e6,
+            "baseline_name": "REST uint8 JSON",
+            "goal": "smaller",
+        },
+        {
+            "name": "REST encode time, 32 faces, base64 JPEG q95",
+            "value": _best(jpeg_body, repeats),
+            "unit": "s",
+            "baseline": _best(uint8_body, repeats),
+            "baseline_name": "REST uint8 JSON",
+            "goal": "report",
+        },
+    ]
     try:
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
@@ -72,9 +94,24 @@ def run(quick: bool) -> list[dict]:
         return request.SerializeToString()
 
     official()
-    rows.append({"name": "gRPC PredictRequest encode, 32 faces uint8", "value": _best(ours, repeats), "unit": "s",
-                 "baseline": _best(official, repeats), "baseline_name": "tf.make_tensor_proto + official",
-                 "goal": "<= 1x"})  # fmt: skip
-    rows.append({"name": "gRPC PredictRequest bytes, 32 faces uint8", "value": len(ours()) / 1e6, "unit": "MB",
-                 "baseline": len(official()) / 1e6, "baseline_name": "official", "goal": "== 1x"})  # fmt: skip
+    rows.append(
+        {
+            "name": "gRPC PredictRequest encode, 32 faces uint8",
+            "value": _best(ours, repeats),
+            "unit": "s",
+            "baseline": _best(official, repeats),
+            "baseline_name": "tf.make_tensor_proto + official",
+            "goal": "<= 1x",
+        }
+    )
+    rows.append(
+        {
+            "name": "gRPC PredictRequest bytes, 32 faces uint8",
+            "value": len(ours()) / 1e6,
+            "unit": "MB",
+            "baseline": len(official()) / 1e6,
+            "baseline_name": "official",
+            "goal": "== 1x",
+        }
+    )
     return rows

@@ -16,7 +16,9 @@ import time
 import numpy as np
 
 
-def make_clip(seconds: float, *, width: int = 1280, height: int = 720, fps: int = 30, gop_s: float = 2.0) -> pathlib.Path:
+def make_clip(
+    seconds: float, *, width: int = 1280, height: int = 720, fps: int = 30, gop_s: float = 2.0
+) -> pathlib.Path:
     """Write (once) and return a clip with a real face drifting over a textured, scrolling scene."""
     import av
     import cv2
@@ -33,7 +35,9 @@ def make_clip(seconds: float, *, width: int = 1280, height: int = 720, fps: int 
     background = cv2.resize(background, (width, height), interpolation=cv2.INTER_CUBIC)
     face = real_face()
     scale = (height * 0.45) / face.shape[0]
-    face = cv2.resize(face, (round(face.shape[1] * scale), round(face.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(
+        face, (round(face.shape[1] * scale), round(face.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
     fh, fw = face.shape[:2]
     count = int(seconds * fps)
     partial = path.with_suffix(".partial.mp4")
@@ -90,6 +94,14 @@ def run(quick: bool) -> list[dict]:
         floor = min(_decode_only(clip) for _ in range(1 if quick else 2))
         for name, detector in detectors.items():
             spent, faces = min(_prepare(clip, detector) for _ in range(1 if quick else 2))
-            rows.append({"name": f"preprocess 32 frames, {seconds} s 720p, {name} ({faces} faces)", "value": spent,
-                         "unit": "s", "baseline": floor, "baseline_name": "decode-only floor", "goal": "<= 1.5x floor"})
+            rows.append(
+                {
+                    "name": f"preprocess 32 frames, {seconds} s 720p, {name} ({faces} faces)",
+                    "value": spent,
+                    "unit": "s",
+                    "baseline": floor,
+                    "baseline_name": "decode-only floor",
+                    "goal": "<= 1.5x floor",
+                }
+            )
     return rows

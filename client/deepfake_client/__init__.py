@@ -34,6 +34,7 @@ def __getattr__(name: str) -> object:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'deepfake_client' has no attribute {name!r}")
 
+
 __all__ = [
     "AsyncDetectorClient",
     "DetectorClient",

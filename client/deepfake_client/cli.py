@@ -31,13 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepfake-scan", description="Score videos and images with the deepfake detector on TF Serving."
     )
     parser.add_argument("paths", nargs="+", help="video or image files, folders (recursive) or globs")
-    parser.add_argument("--server", default=os.environ.get("DEEPFAKE_SERVER", DEFAULT_SERVER),
-                        help="grpc://host:8500, grpcs://..., http://host:8501 or https://... (env DEEPFAKE_SERVER)")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("DEEPFAKE_SERVER", DEFAULT_SERVER),
+        help="grpc://host:8500, grpcs://..., http://host:8501 or https://... (env DEEPFAKE_SERVER)",
+    )
     parser.add_argument("--model", default=None, help="model name (default: deepfake_detector)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="score with this model version")
     which.add_argument("--label", help="score with the version under this label (e.g. stable)")
-    parser.add_argument("--canary-share", type=float, default=0.0, help="fraction of files sent to the canary label")
+    parser.add_argument(
+        "--canary-share", type=float, default=0.0, help="fraction of files sent to the canary label"
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="JSON lines on stdout")
     output.add_argument("--csv", action="store_true", help="Kaggle CSV (filename,label=P(fake)) on stdout")
@@ -46,19 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=None, help="sample this many frames per second instead")
     parser.add_argument("--aggregation", choices=("confident", "mean", "max"), default="confident")
     parser.add_argument("--threshold", type=float, default=None, help="override the version's threshold")
-    parser.add_argument("--detector", default="auto",
-                        help="auto (centerface if installed, else haar), haar, centerface, yunet:/model.onnx")
+    parser.add_argument(
+        "--detector",
+        default="auto",
+        help="auto (centerface if installed, else haar), haar, centerface, yunet:/model.onnx",
+    )
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
     parser.add_argument("--retries", type=int, default=3, help="retries on an unavailable server")
     parser.add_argument("--workers", type=int, default=1, help="files prepared ahead while one is scored")
     parser.add_argument("--tls-ca", type=pathlib.Path, help="PEM file of root certificates for TLS")
-    parser.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
-                        help="header sent with every call, e.g. 'authorization: Bearer $TOKEN'")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="header sent with every call, e.g. 'authorization: Bearer $TOKEN'",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    return parser  # fmt: skip
+    return parser
 
 
 def expand_paths(args: Sequence[str]) -> Iterator[pathlib.Path | DeepfakeError]:
@@ -135,12 +148,23 @@ def _scan(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
     root_certificates = args.tls_ca.read_bytes() if args.tls_ca else None
     client = DetectorClient(
-        args.server, model=args.model or MODEL_NAME, version=args.version, label=args.label,
-        canary_share=args.canary_share, timeout_s=args.timeout, retries=args.retries, batch_size=args.batch_size,
-        encoding=args.encoding, detector=args.detector, frames=args.frames, per_second=args.fps,
-        aggregation=args.aggregation, threshold=args.threshold, root_certificates=root_certificates,
+        args.server,
+        model=args.model or MODEL_NAME,
+        version=args.version,
+        label=args.label,
+        canary_share=args.canary_share,
+        timeout_s=args.timeout,
+        retries=args.retries,
+        batch_size=args.batch_size,
+        encoding=args.encoding,
+        detector=args.detector,
+        frames=args.frames,
+        per_second=args.fps,
+        aggregation=args.aggregation,
+        threshold=args.threshold,
+        root_certificates=root_certificates,
         headers=_headers(args.header),
-    )  # fmt: skip
+    )
     worst = 0
     verdicts: list[Verdict] = []
     with client:

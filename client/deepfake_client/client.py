@@ -14,6 +14,7 @@ refuses the shape, the metadata is read again and the scan retried once on that 
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 import random
@@ -28,7 +29,13 @@ from deepfake_client import contract
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.faces import Face, FaceDetector, crop_face, extract_faces, make_detector
 from deepfake_client.tracks import link_tracks
-from deepfake_client.transport.base import DEFAULT_TIMEOUT_S, Target, Transport, call_with_retries, make_transport
+from deepfake_client.transport.base import (
+    DEFAULT_TIMEOUT_S,
+    Target,
+    Transport,
+    call_with_retries,
+    make_transport,
+)
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
 from deepfake_client.video import DEFAULT_FRAMES, is_image, is_video, load_image, sample_frames
 
@@ -120,7 +127,9 @@ class DetectorClient:
         if encoding not in ENCODINGS:
             raise InvalidInputError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
         self.target = Target(model, version=version, label=label)
-        self.transport = transport or make_transport(url, root_certificates=root_certificates, headers=headers)
+        self.transport = transport or make_transport(
+            url, root_certificates=root_certificates, headers=headers
+        )
         self.canary_share = canary_share
         self.timeout_s = timeout_s
         self.retries = retries
@@ -176,16 +185,25 @@ class DetectorClient:
         if contract.INFO_SIGNATURE in signatures:
             result = self._call(
                 lambda: self.transport.predict(
-                    pinned, contract.INFO_SIGNATURE, {contract.INFO_INPUT: np.zeros(1, np.int32)}, timeout_s=self.timeout_s
+                    pinned,
+                    contract.INFO_SIGNATURE,
+                    {contract.INFO_INPUT: np.zeros(1, np.int32)},
+                    timeout_s=self.timeout_s,
                 )
             )
             out = result.outputs  # type: ignore[attr-defined]
-            margin = float(np.asarray(out[contract.INFO_CROP_MARGIN]).reshape(-1)[0])
-            threshold = float(np.asarray(out[contract.INFO_THRESHOLD]).reshape(-1)[0])
+            margin = round(
+                float(np.asarray(out[contract.INFO_CROP_MARGIN]).reshape(-1)[0]), 6
+            )  # float32 -> 0.3
+            threshold = round(float(np.asarray(out[contract.INFO_THRESHOLD]).reshape(-1)[0]), 6)
             size = size or int(np.asarray(out[contract.INFO_INPUT_SIZE]).reshape(-1)[0])
         else:
-            log.warning("%s version %s has no %s signature: default margin and threshold", pinned.model,
-                        pinned.version, contract.INFO_SIGNATURE)  # fmt: skip
+            log.warning(
+                "%s version %s has no %s signature: default margin and threshold",
+                pinned.model,
+                pinned.version,
+                contract.INFO_SIGNATURE,
+            )
         if not size:
             raise DeepfakeError(f"{pinned.model} version {pinned.version}: cannot tell its input size")
         return VersionInfo(pinned.model, int(pinned.version or 0), size, margin, threshold)
@@ -233,21 +251,46 @@ class DetectorClient:
             detections = self.detector.detect(frame.rgb)
             t2 = time.perf_counter()
             for d in detections:
-                faces.append(Face(frame.index, frame.timestamp_s, d.box, d.confidence,
-                                  crop_face(frame.rgb, d.box, info.crop_margin, info.input_size)))  # fmt: skip
+                faces.append(
+                    Face(
+                        frame.index,
+                        frame.timestamp_s,
+                        d.box,
+                        d.confidence,
+                        crop_face(frame.rgb, d.box, info.crop_margin, info.input_size),
+                    )
+                )
             timings["detect"] += t2 - t1
             timings["crop"] += time.perf_counter() - t2
-        return Prepared(path, "video", target, info, faces, frames, timings,
-                        redo=lambda new: self._prepare_video(path, target, new))  # fmt: skip
+        return Prepared(
+            path,
+            "video",
+            target,
+            info,
+            faces,
+            frames,
+            timings,
+            redo=lambda new: self._prepare_video(path, target, new),
+        )
 
-    def _prepare_image(self, source: str, image: np.ndarray | None, target: Target, info: VersionInfo) -> Prepared:
+    def _prepare_image(
+        self, source: str, image: np.ndarray | None, target: Target, info: VersionInfo
+    ) -> Prepared:
         t0 = time.perf_counter()
         rgb = load_image(source) if image is None else image
         t1 = time.perf_counter()
         faces = extract_faces(rgb, self.detector, info.crop_margin, info.input_size)
         t2 = time.perf_counter()
-        return Prepared(source, "image", target, info, faces, 1, {"decode": t1 - t0, "detect": t2 - t1},
-                        redo=lambda new: self._prepare_image(source, rgb, target, new))  # fmt: skip
+        return Prepared(
+            source,
+            "image",
+            target,
+            info,
+            faces,
+            1,
+            {"decode": t1 - t0, "detect": t2 - t1},
+            redo=lambda new: self._prepare_image(source, rgb, target, new),
+        )
 
     # -- scoring (network) ----------------------------------------------------------------------
 
@@ -259,13 +302,28 @@ class DetectorClient:
             batch = crops[start : start + self.batch_size]
             if self.encoding == "jpeg":
                 signature = contract.ENCODED_SIGNATURE
-                encoded = [cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
-                           .tobytes() for c in batch]  # fmt: skip
+                encoded = [
+                    cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[
+                        1
+                    ].tobytes()
+                    for c in batch
+                ]
                 inputs: dict = {contract.IMAGE_BYTES_INPUT: encoded}
             else:
-                signature, inputs = contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: np.ascontiguousarray(batch)}
-            result = self._call(lambda: self.transport.predict(  # noqa: B023 - called at once
-                target, signature, inputs, output_filter=[contract.PROBABILITY_OUTPUT], timeout_s=self.timeout_s))
+                signature, inputs = (
+                    contract.DEFAULT_SIGNATURE,
+                    {contract.IMAGES_INPUT: np.ascontiguousarray(batch)},
+                )
+            result = self._call(
+                functools.partial(
+                    self.transport.predict,
+                    target,
+                    signature,
+                    inputs,
+                    output_filter=[contract.PROBABILITY_OUTPUT],
+                    timeout_s=self.timeout_s,
+                )
+            )
             probs = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float64).reshape(-1)  # type: ignore[attr-defined]
             if probs.size != len(batch):
                 raise DeepfakeError(f"the server answered {probs.size} scores for {len(batch)} faces")
@@ -277,7 +335,9 @@ class DetectorClient:
         """Send prepared faces to the server and build the verdict."""
         t0 = time.perf_counter()
         target, info = prepared.target, prepared.info
-        crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else np.zeros((0, 1, 1, 3), np.uint8)
+        crops = (
+            np.stack([f.crop for f in prepared.faces]) if prepared.faces else np.zeros((0, 1, 1, 3), np.uint8)
+        )
         probs, answered = np.zeros(0), info.version
         for attempt in range(2):
             if not len(crops):
@@ -304,9 +364,13 @@ class DetectorClient:
                 if attempt:
                     raise DeepfakeError(f"version {answered} answered a scan cropped for another version")
             if prepared.redo is None:
-                raise DeepfakeError(f"version {answered} needs another crop and {prepared.source} cannot be redone")
+                raise DeepfakeError(
+                    f"version {answered} needs another crop and {prepared.source} cannot be redone"
+                )
             new = self.info(target.pinned(answered))
-            log.info("scanning %s again for version %s (input size %s)", prepared.source, answered, new.input_size)
+            log.info(
+                "scanning %s again for version %s (input size %s)", prepared.source, answered, new.input_size
+            )
             prepared = prepared.redo(new)
             info, target = new, target.pinned(answered)
             crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else crops[:0]
@@ -316,8 +380,10 @@ class DetectorClient:
             tracks = link_tracks([f.frame_index for f in faces], [f.box for f in faces])
         else:
             tracks = [0] * len(faces)
-        scored = [FaceScore(f.frame_index, f.timestamp_s, f.box, f.confidence, float(p), t)
-                  for f, p, t in zip(faces, probs, tracks)]  # fmt: skip
+        scored = [
+            FaceScore(f.frame_index, f.timestamp_s, f.box, f.confidence, float(p), t)
+            for f, p, t in zip(faces, probs, tracks, strict=True)
+        ]
         timings = {**prepared.timings_s, "predict": predict_s}
         timings["total"] = sum(timings.values())
         return make_verdict(
@@ -363,8 +429,18 @@ class DetectorClient:
 
         def make(new: VersionInfo) -> Prepared:
             size = new.input_size
-            faces = [Face(i, 0.0, None, 1.0, c if c.shape[:2] == (size, size)  # type: ignore[arg-type]
-                          else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA)) for i, c in enumerate(arrays)]
+            faces = [
+                Face(
+                    i,
+                    0.0,
+                    None,
+                    1.0,
+                    c
+                    if c.shape[:2] == (size, size)  # type: ignore[arg-type]
+                    else cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA),
+                )
+                for i, c in enumerate(arrays)
+            ]
             return Prepared(name, "crops", target, new, faces, len(arrays), {}, redo=make)
 
         return self.score(make(info))

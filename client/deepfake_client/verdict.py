@@ -222,7 +222,8 @@ def format_table(verdicts: Sequence[Verdict]) -> str:
         model = f"{v.model_name}/{v.model_version}"
         total = v.timings_s.get("total", sum(v.timings_s.values()))
         lines.append(
-            f"{v.label:<8} {score:>6} {v.threshold:>6.3f} {len(v.faces):>5} {model:<22} {total:>6.2f}s  {v.source}"
+            f"{v.label:<8} {score:>6} {v.threshold:>6.3f} {len(v.faces):>5} {model:<22} "
+            f"{total:>6.2f}s  {v.source}"
         )
         if len(v.tracks) > 1:
             for t in v.tracks:

@@ -165,14 +165,18 @@ def read_image_size(path: str | pathlib.Path) -> tuple[int, int] | None:
         if head[:6] in (b"GIF87a", b"GIF89a"):
             return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
         if head[:2] == b"BM" and len(head) >= 26:
-            return int.from_bytes(head[18:22], "little", signed=True), abs(int.from_bytes(head[22:26], "little", signed=True))
+            return int.from_bytes(head[18:22], "little", signed=True), abs(
+                int.from_bytes(head[22:26], "little", signed=True)
+            )
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             chunk = head[12:16]
             rest = head[16:] + f.read(16)
             if chunk == b"VP8X":
                 return 1 + int.from_bytes(rest[8:11], "little"), 1 + int.from_bytes(rest[11:14], "little")
             if chunk == b"VP8 ":
-                return int.from_bytes(rest[10:12], "little") & 0x3FFF, int.from_bytes(rest[12:14], "little") & 0x3FFF
+                return int.from_bytes(rest[10:12], "little") & 0x3FFF, int.from_bytes(
+                    rest[12:14], "little"
+                ) & 0x3FFF
             if chunk == b"VP8L":
                 bits = int.from_bytes(rest[5:9], "little")
                 return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1

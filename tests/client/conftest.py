@@ -14,8 +14,10 @@ from fakeserver import FakeServing, Model, Version  # noqa: E402
 
 @pytest.fixture
 def fake_serving() -> Iterator[FakeServing]:
-    """Version 1 (input 64) labelled stable, version 2 (input 96, margin 0.2, threshold 0.4) labelled canary."""
-    server = FakeServing(Model(versions={1: Version(64), 2: Version(96, 0.2, 0.4)}, labels={"stable": 1, "canary": 2}))
+    """Version 1 (input 64) labelled stable; version 2 (input 96, margin 0.2, threshold 0.4) canary."""
+    server = FakeServing(
+        Model(versions={1: Version(64), 2: Version(96, 0.2, 0.4)}, labels={"stable": 1, "canary": 2})
+    )
     yield server
     server.stop()
 

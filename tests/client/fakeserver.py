@@ -19,7 +19,6 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_ndarray, make_tensor_proto
@@ -78,19 +77,30 @@ class Model:
         v = self.versions[number]
         if signature == contract.INFO_SIGNATURE:
             n = len(inputs[contract.INFO_INPUT])
-            out = {contract.INFO_INPUT_SIZE: np.full(n, v.input_size, np.int32),
-                   contract.INFO_CROP_MARGIN: np.full(n, v.crop_margin, np.float32),
-                   contract.INFO_THRESHOLD: np.full(n, v.threshold, np.float32)}  # fmt: skip
+            out = {
+                contract.INFO_INPUT_SIZE: np.full(n, v.input_size, np.int32),
+                contract.INFO_CROP_MARGIN: np.full(n, v.crop_margin, np.float32),
+                contract.INFO_THRESHOLD: np.full(n, v.threshold, np.float32),
+            }
         else:
             if signature == contract.ENCODED_SIGNATURE:
-                images = np.stack([cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-                                   for b in inputs[contract.IMAGE_BYTES_INPUT]])  # fmt: skip
+                images = np.stack(
+                    [
+                        cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+                        for b in inputs[contract.IMAGE_BYTES_INPUT]
+                    ]
+                )
             elif signature in ("", contract.DEFAULT_SIGNATURE):
                 images = inputs[contract.IMAGES_INPUT]
             else:
-                raise ServerError("INVALID_ARGUMENT", f"Serving signature name: \"{signature}\" not found in signature def")
+                raise ServerError(
+                    "INVALID_ARGUMENT", f'Serving signature name: "{signature}" not found in signature def'
+                )
             if images.ndim != 4 or images.shape[1:] != (v.input_size, v.input_size, 3):
-                raise ServerError("INVALID_ARGUMENT", f"Incompatible shapes: {list(images.shape)} vs [-1,{v.input_size},{v.input_size},3]")
+                raise ServerError(
+                    "INVALID_ARGUMENT",
+                    f"Incompatible shapes: {list(images.shape)} vs [-1,{v.input_size},{v.input_size},3]",
+                )
             p = images.reshape(len(images), -1).mean(axis=1).astype(np.float32) / 255.0
             out = {contract.PROBABILITY_OUTPUT: p, contract.LOGIT_OUTPUT: np.log(p / (1 - p + 1e-6) + 1e-6)}
         if hook:
@@ -107,9 +117,15 @@ class Model:
         ):
             sig = sigmap.signature_def[name]
             sig.method_name = "tensorflow/serving/predict"
-            outs = ({contract.PROBABILITY_OUTPUT: tfs_pb2.DT_FLOAT, contract.LOGIT_OUTPUT: tfs_pb2.DT_FLOAT} if outputs == "p"
-                    else {contract.INFO_INPUT_SIZE: tfs_pb2.DT_INT32, contract.INFO_CROP_MARGIN: tfs_pb2.DT_FLOAT,
-                          contract.INFO_THRESHOLD: tfs_pb2.DT_FLOAT})  # fmt: skip
+            outs = (
+                {contract.PROBABILITY_OUTPUT: tfs_pb2.DT_FLOAT, contract.LOGIT_OUTPUT: tfs_pb2.DT_FLOAT}
+                if outputs == "p"
+                else {
+                    contract.INFO_INPUT_SIZE: tfs_pb2.DT_INT32,
+                    contract.INFO_CROP_MARGIN: tfs_pb2.DT_FLOAT,
+                    contract.INFO_THRESHOLD: tfs_pb2.DT_FLOAT,
+                }
+            )
             for key, (dtype, shape) in inputs.items():
                 info = sig.inputs[key]
                 info.name, info.dtype = f"{name}_{key}:0", dtype
@@ -132,13 +148,25 @@ class FakeServing:
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         handler = grpc.method_handlers_generic_handler
         rpc = grpc.unary_unary_rpc_method_handler
-        self._grpc.add_generic_rpc_handlers((
-            handler("tensorflow.serving.PredictionService", {
-                "Predict": rpc(self._g_predict, tfs_pb2.PredictRequest.FromString, tfs_pb2.PredictResponse.SerializeToString),
-                "GetModelMetadata": rpc(self._g_metadata, tfs_pb2.GetModelMetadataRequest.FromString,
-                                        tfs_pb2.GetModelMetadataResponse.SerializeToString),
-            }),
-        ))  # fmt: skip
+        self._grpc.add_generic_rpc_handlers(
+            (
+                handler(
+                    "tensorflow.serving.PredictionService",
+                    {
+                        "Predict": rpc(
+                            self._g_predict,
+                            tfs_pb2.PredictRequest.FromString,
+                            tfs_pb2.PredictResponse.SerializeToString,
+                        ),
+                        "GetModelMetadata": rpc(
+                            self._g_metadata,
+                            tfs_pb2.GetModelMetadataRequest.FromString,
+                            tfs_pb2.GetModelMetadataResponse.SerializeToString,
+                        ),
+                    },
+                ),
+            )
+        )
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         self.grpc_url = f"grpc://127.0.0.1:{port}"
@@ -155,9 +183,14 @@ class FakeServing:
     def _g_predict(self, request: tfs_pb2.PredictRequest, context) -> tfs_pb2.PredictResponse:  # type: ignore[no-untyped-def]
         spec = request.model_spec
         try:
-            number = self.model.resolve(spec.name, spec.version.value if spec.HasField("version") else None,
-                                        spec.version_label or None)  # fmt: skip
-            out = self.model.predict(number, spec.signature_name, {k: make_ndarray(v) for k, v in request.inputs.items()})
+            number = self.model.resolve(
+                spec.name,
+                spec.version.value if spec.HasField("version") else None,
+                spec.version_label or None,
+            )
+            out = self.model.predict(
+                number, spec.signature_name, {k: make_ndarray(v) for k, v in request.inputs.items()}
+            )
         except ServerError as err:
             self._abort(context, err)
         response = tfs_pb2.PredictResponse()
@@ -168,11 +201,16 @@ class FakeServing:
                 make_tensor_proto(value, out=response.outputs[key])
         return response
 
-    def _g_metadata(self, request: tfs_pb2.GetModelMetadataRequest, context) -> tfs_pb2.GetModelMetadataResponse:  # type: ignore[no-untyped-def]
+    def _g_metadata(
+        self, request: tfs_pb2.GetModelMetadataRequest, context
+    ) -> tfs_pb2.GetModelMetadataResponse:  # type: ignore[no-untyped-def]
         spec = request.model_spec
         try:
-            number = self.model.resolve(spec.name, spec.version.value if spec.HasField("version") else None,
-                                        spec.version_label or None)  # fmt: skip
+            number = self.model.resolve(
+                spec.name,
+                spec.version.value if spec.HasField("version") else None,
+                spec.version_label or None,
+            )
         except ServerError as err:
             self._abort(context, err)
         response = tfs_pb2.GetModelMetadataResponse()
@@ -190,7 +228,9 @@ class FakeServing:
 
 
 def _handler_for(model: Model) -> type[http.server.BaseHTTPRequestHandler]:
-    route = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<v>\d+)|/labels/(?P<l>[^/:]+))?(?P<rest>/metadata|:predict)$")
+    route = re.compile(
+        r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<v>\d+)|/labels/(?P<l>[^/:]+))?(?P<rest>/metadata|:predict)$"
+    )
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -240,5 +280,7 @@ def _metadata_json(model: Model, name: str, number: int) -> dict:
     from google.protobuf import json_format
 
     sigmap = json_format.MessageToDict(model.signature_def_map(number), preserving_proto_field_name=True)
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(number)},
-            "metadata": {"signature_def": sigmap}}  # fmt: skip
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": str(number)},
+        "metadata": {"signature_def": sigmap},
+    }

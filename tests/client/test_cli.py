@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from deepfake_client.cli import expand_paths, main
 from deepfake_client.errors import InvalidInputError, NotFoundError
 
@@ -30,8 +29,17 @@ def media(tmp_path: pathlib.Path, face_image: np.ndarray, face_video: pathlib.Pa
 
 def test_expand_paths(media: pathlib.Path, tmp_path: pathlib.Path) -> None:
     (tmp_path / "empty").mkdir()
-    found = list(expand_paths([str(media), str(media / "*.jpg"), str(tmp_path / "missing.mp4"), str(tmp_path / "empty"),
-                               str(tmp_path / "*.nothing")]))  # fmt: skip
+    found = list(
+        expand_paths(
+            [
+                str(media),
+                str(media / "*.jpg"),
+                str(tmp_path / "missing.mp4"),
+                str(tmp_path / "empty"),
+                str(tmp_path / "*.nothing"),
+            ]
+        )
+    )
     names = [p.name for p in found if isinstance(p, pathlib.Path)]
     assert names == ["broken.mp4", "face.jpg", "clip.mp4", "face.jpg"]
     errors = [type(e) for e in found if not isinstance(e, pathlib.Path)]
@@ -39,8 +47,21 @@ def test_expand_paths(media: pathlib.Path, tmp_path: pathlib.Path) -> None:
 
 
 def test_json_lines_and_exit_code_with_a_bad_file(media: pathlib.Path, fake_serving, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = main([str(media), "--server", fake_serving.grpc_url, "--label", "stable", "--json", "--frames", "4",
-                 "--workers", "2", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            str(media),
+            "--server",
+            fake_serving.grpc_url,
+            "--label",
+            "stable",
+            "--json",
+            "--frames",
+            "4",
+            "--workers",
+            "2",
+            "--quiet",
+        ]
+    )
     out, err = capsys.readouterr()
     lines = [json.loads(line) for line in out.splitlines()]
     assert code == 2  # broken.mp4: invalid input, the others went on
@@ -58,7 +79,9 @@ def test_csv_is_the_kaggle_format(media: pathlib.Path, fake_serving, capsys) -> 
 
 
 def test_table_output(media: pathlib.Path, fake_serving, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main([str(media / "face.jpg"), "--server", fake_serving.grpc_url, "--version", "2", "--quiet"]) == 0
+    assert (
+        main([str(media / "face.jpg"), "--server", fake_serving.grpc_url, "--version", "2", "--quiet"]) == 0
+    )
     out = capsys.readouterr().out
     assert out.startswith("LABEL") and "deepfake_detector/2" in out and "face.jpg" in out
 
@@ -86,7 +109,10 @@ def test_debug_shows_the_traceback(fake_serving, capsys, tmp_path: pathlib.Path)
 
 
 def test_help_is_instant_and_tensorflow_free() -> None:
-    code = "import sys\nfrom deepfake_client.cli import main\ntry:\n main(['--help'])\nexcept SystemExit:\n pass\n" \
-           "print('cv2' in sys.modules, 'grpc' in sys.modules, 'tensorflow' in sys.modules)"
+    code = (
+        "import sys\nfrom deepfake_client.cli import main\n"
+        "try:\n main(['--help'])\nexcept SystemExit:\n pass\n"
+        "print('cv2' in sys.modules, 'grpc' in sys.modules, 'tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False False False"

@@ -7,7 +7,6 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from deepfake_client import AsyncDetectorClient, DetectorClient, contract
 from deepfake_client.errors import NotFoundError, ServerUnavailableError
 
@@ -21,7 +20,12 @@ def test_scan_image_uses_the_versions_crop_and_threshold(server_url: str, face_i
         verdict = client.scan_image(face_image, name="astronaut")
     assert verdict.model_version == 2 and verdict.threshold == pytest.approx(0.4)
     assert len(verdict.faces) == 1 and verdict.faces[0].box is not None
-    assert verdict.label in ("FAKE", "REAL") and set(verdict.timings_s) >= {"decode", "detect", "predict", "total"}
+    assert verdict.label in ("FAKE", "REAL") and set(verdict.timings_s) >= {
+        "decode",
+        "detect",
+        "predict",
+        "total",
+    }
 
 
 def test_scan_video_tracks_and_version(server_url: str, face_video: pathlib.Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_ndarray
@@ -32,16 +31,31 @@ def _official_request(spec: dict, inputs: dict, output_filter=()):  # type: igno
 
 
 CASES = {
-    "one input, version": (dict(version=7, signature=contract.DEFAULT_SIGNATURE),
-                           {contract.IMAGES_INPUT: np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)}, ()),
-    "label, output filter": (dict(label="stable", signature=contract.DEFAULT_SIGNATURE),
-                             {contract.IMAGES_INPUT: np.full((1, 4, 4, 3), 9, np.uint8)}, (contract.PROBABILITY_OUTPUT,)),
-    "bytes, latest": (dict(signature=contract.ENCODED_SIGNATURE),
-                      {contract.IMAGE_BYTES_INPUT: [b"\xff\xd8jpeg", b"\x89PNG"]}, ()),
-    "several inputs": (dict(version=3, signature="multi"),
-                       {"a": np.array([1, 2, 3], np.int32), "b": np.array([[0.5, 1.5]], np.float32),
-                        "c": np.array([4], np.int32)}, (contract.LOGIT_OUTPUT, contract.PROBABILITY_OUTPUT)),
-}  # fmt: skip
+    "one input, version": (
+        dict(version=7, signature=contract.DEFAULT_SIGNATURE),
+        {contract.IMAGES_INPUT: np.arange(2 * 8 * 8 * 3, dtype=np.uint8).reshape(2, 8, 8, 3)},
+        (),
+    ),
+    "label, output filter": (
+        dict(label="stable", signature=contract.DEFAULT_SIGNATURE),
+        {contract.IMAGES_INPUT: np.full((1, 4, 4, 3), 9, np.uint8)},
+        (contract.PROBABILITY_OUTPUT,),
+    ),
+    "bytes, latest": (
+        dict(signature=contract.ENCODED_SIGNATURE),
+        {contract.IMAGE_BYTES_INPUT: [b"\xff\xd8jpeg", b"\x89PNG"]},
+        (),
+    ),
+    "several inputs": (
+        dict(version=3, signature="multi"),
+        {
+            "a": np.array([1, 2, 3], np.int32),
+            "b": np.array([[0.5, 1.5]], np.float32),
+            "c": np.array([4], np.int32),
+        },
+        (contract.LOGIT_OUTPUT, contract.PROBABILITY_OUTPUT),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -60,7 +74,9 @@ def test_official_predict_response_parses() -> None:
     official = predict_pb2.PredictResponse()
     official.model_spec.name = contract.MODEL_NAME
     official.model_spec.version.value = 12
-    official.outputs[contract.PROBABILITY_OUTPUT].CopyFrom(tf.make_tensor_proto(np.array([0.25, 0.75], np.float32)))
+    official.outputs[contract.PROBABILITY_OUTPUT].CopyFrom(
+        tf.make_tensor_proto(np.array([0.25, 0.75], np.float32))
+    )
     ours = tfs_pb2.PredictResponse.FromString(official.SerializeToString())
     assert ours.model_spec.version.value == 12
     np.testing.assert_array_equal(make_ndarray(ours.outputs[contract.PROBABILITY_OUTPUT]), [0.25, 0.75])
@@ -87,7 +103,6 @@ def test_official_metadata_response_parses() -> None:
 
 def test_client_works_in_a_process_with_tensorflow(fake_serving, face_image) -> None:  # type: ignore[no-untyped-def]
     import tensorflow as tf  # noqa: F401 - the point: TensorFlow's own protos are loaded too
-
     from deepfake_client import DetectorClient
 
     with DetectorClient(fake_serving.grpc_url, label="stable") as client:

@@ -7,7 +7,6 @@ import socket
 
 import numpy as np
 import pytest
-
 from deepfake_client import contract
 from deepfake_client.errors import (
     DeadlineExceededError,
@@ -28,7 +27,12 @@ def test_predict_and_metadata(server_url: str) -> None:
         np.testing.assert_allclose(result.outputs[contract.PROBABILITY_OUTPUT], [0.2, 0.2], rtol=1e-6)
         meta = transport.metadata(Target(label="canary"))
         assert meta.version == 2
-        assert meta.signatures[contract.DEFAULT_SIGNATURE].inputs[contract.IMAGES_INPUT].shape == (-1, 96, 96, 3)
+        assert meta.signatures[contract.DEFAULT_SIGNATURE].inputs[contract.IMAGES_INPUT].shape == (
+            -1,
+            96,
+            96,
+            3,
+        )
 
 
 @pytest.mark.parametrize(
@@ -67,12 +71,16 @@ def test_retries_give_up_and_back_off_exponentially() -> None:
         raise ServerUnavailableError("down")
 
     with pytest.raises(ServerUnavailableError):
-        call_with_retries(failing, retries=4, backoff_s=1.0, max_backoff_s=100, sleep=waits.append, rng=random.Random(1))
+        call_with_retries(
+            failing, retries=4, backoff_s=1.0, max_backoff_s=100, sleep=waits.append, rng=random.Random(1)
+        )
     assert len(calls) == 5 and len(waits) == 4
     assert all(0 <= w <= 2 ** (k + 1) for k, w in enumerate(waits))
     calls.clear()
     with pytest.raises(InvalidInputError):  # not retryable
-        call_with_retries(lambda: (calls.append(1), (_ for _ in ()).throw(InvalidInputError("bad")))[1], sleep=waits.append)
+        call_with_retries(
+            lambda: (calls.append(1), (_ for _ in ()).throw(InvalidInputError("bad")))[1], sleep=waits.append
+        )
     assert len(calls) == 1
 
 
@@ -108,7 +116,9 @@ def test_rest_label_resolution_is_cached_and_redone_on_404(fake_serving) -> None
 
 
 def test_error_mapping_table() -> None:
-    assert isinstance(error_for("INVALID_ARGUMENT", "Unrecognized servable version label: canary"), NotFoundError)
+    assert isinstance(
+        error_for("INVALID_ARGUMENT", "Unrecognized servable version label: canary"), NotFoundError
+    )
     assert isinstance(error_for("FAILED_PRECONDITION", "x"), InvalidInputError)
     assert type(error_for("INTERNAL", "x")) is DeepfakeError
     assert split_url("tfserving:8500") == ("grpc", "tfserving", 8500)

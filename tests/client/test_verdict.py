@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import Box
 from deepfake_client.tracks import link_tracks
@@ -36,8 +35,17 @@ def test_mean_max_and_bad_input() -> None:
 def test_no_face_is_never_real() -> None:
     assert decide(None, 0.5) == "NO_FACE"
     assert decide(0.5, 0.5) == "FAKE" and decide(0.49, 0.5) == "REAL"
-    verdict = make_verdict(source="x.mp4", kind="video", faces=[], threshold=0.5, aggregation="confident",
-                           model_name="m", model_version=3, target="label:stable", frames=32)  # fmt: skip
+    verdict = make_verdict(
+        source="x.mp4",
+        kind="video",
+        faces=[],
+        threshold=0.5,
+        aggregation="confident",
+        model_name="m",
+        model_version=3,
+        target="label:stable",
+        frames=32,
+    )
     assert verdict.label == "NO_FACE" and verdict.score is None
 
 
@@ -55,7 +63,9 @@ def test_tracks_separate_two_people_and_follow_motion() -> None:
 
 
 def test_track_survives_a_missed_frame_but_not_a_jump() -> None:
-    ids = link_tracks([0, 1, 3, 4], [Box(0, 0, 50, 50), Box(2, 0, 50, 50), Box(4, 0, 50, 50), Box(500, 500, 50, 50)])
+    ids = link_tracks(
+        [0, 1, 3, 4], [Box(0, 0, 50, 50), Box(2, 0, 50, 50), Box(4, 0, 50, 50), Box(500, 500, 50, 50)]
+    )
     assert ids == [0, 0, 0, 1]
 
 
@@ -63,9 +73,18 @@ def test_video_score_is_the_worst_major_track() -> None:
     faces = [FaceScore(i, i / 10, Box(0, 0, 10, 10), 0.9, 0.1, track=0) for i in range(10)]
     faces += [FaceScore(i, i / 10, Box(50, 0, 10, 10), 0.9, 0.95, track=1) for i in range(10)]
     faces += [FaceScore(3, 0.3, Box(90, 0, 10, 10), 0.5, 0.99, track=2)]  # one passing face: minor
-    verdict = make_verdict(source="two.mp4", kind="video", faces=faces, threshold=0.5, aggregation="confident",
-                           model_name="deepfake_detector", model_version=4, target="label:stable", frames=10,
-                           timings_s={"decode": 0.5, "predict": 0.1})  # fmt: skip
+    verdict = make_verdict(
+        source="two.mp4",
+        kind="video",
+        faces=faces,
+        threshold=0.5,
+        aggregation="confident",
+        model_name="deepfake_detector",
+        model_version=4,
+        target="label:stable",
+        frames=10,
+        timings_s={"decode": 0.5, "predict": 0.1},
+    )
     assert [t.label for t in verdict.tracks] == ["REAL", "FAKE", "FAKE"]
     assert verdict.tracks[2].minor and verdict.score == pytest.approx(0.95) and verdict.label == "FAKE"
     data = json.loads(verdict.to_json())

@@ -9,12 +9,13 @@ import zlib
 
 import numpy as np
 import pytest
-
 from deepfake_client.errors import InvalidInputError, NotFoundError
 from deepfake_client.video import load_image, read_image_size, sample_frames, sample_indices
 
 
-def _write(path: pathlib.Path, frames: int, *, faststart: bool = False, size: tuple[int, int] = (160, 96)) -> pathlib.Path:
+def _write(
+    path: pathlib.Path, frames: int, *, faststart: bool = False, size: tuple[int, int] = (160, 96)
+) -> pathlib.Path:
     import av
 
     options = {"movflags": "faststart"} if faststart else {}
@@ -40,7 +41,7 @@ def test_seeking_and_streaming_give_the_same_frames(face_video: pathlib.Path) ->
     streamed = list(sample_frames(face_video, 5, seek=False))
     seeked = list(sample_frames(face_video, 5, seek=True))
     assert [f.index for f in streamed] == [f.index for f in seeked]
-    for a, b in zip(streamed, seeked):
+    for a, b in zip(streamed, seeked, strict=True):
         np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
@@ -94,7 +95,9 @@ def test_audio_only_file(tmp_path: pathlib.Path) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=16000)
         t = np.arange(16000, dtype=np.float32) / 16000
-        frame = av.AudioFrame.from_ndarray(np.sin(2 * np.pi * 440 * t)[None, :].astype(np.float32), format="fltp", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.sin(2 * np.pi * 440 * t)[None, :].astype(np.float32), format="fltp", layout="mono"
+        )
         frame.sample_rate = 16000
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -113,8 +116,12 @@ def test_huge_png_is_refused_from_its_header(tmp_path: pathlib.Path) -> None:
     compressor = zlib.compressobj(1)
     idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
     path = tmp_path / "huge.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
     assert read_image_size(path) == (side, side)
     with pytest.raises(InvalidInputError, match="20000x20000"):
         load_image(path)

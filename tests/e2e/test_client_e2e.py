@@ -7,7 +7,6 @@ import pathlib
 
 import numpy as np
 import pytest
-
 from deepfake_client import DetectorClient, contract
 from deepfake_client.cli import main
 from deepfake_client.errors import NotFoundError
@@ -21,7 +20,9 @@ def url(request: pytest.FixtureRequest, devserver) -> str:  # type: ignore[no-un
 
 
 def test_version_info_comes_from_the_server(url: str, devserver) -> None:  # type: ignore[no-untyped-def]
-    model_json = json.loads((devserver.repository / contract.MODEL_NAME / "1" / contract.METADATA_FILE).read_text())
+    model_json = json.loads(
+        (devserver.repository / contract.MODEL_NAME / "1" / contract.METADATA_FILE).read_text()
+    )
     with DetectorClient(url, label=contract.STABLE_LABEL) as client:
         info = client.info()
     assert info.version == 1 and info.input_size == model_json["input_size"]
@@ -66,10 +67,14 @@ def test_unknown_version_and_label(url: str) -> None:
                 client.info()
 
 
-def test_cli_against_the_dev_server(devserver, face_image: np.ndarray, tmp_path: pathlib.Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_against_the_dev_server(
+    devserver, face_image: np.ndarray, tmp_path: pathlib.Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
     cv2.imwrite(str(tmp_path / "face.png"), face_image[..., ::-1])
-    assert main([str(tmp_path), "--server", devserver.rest_url, "--label", "stable", "--json", "--quiet"]) == 0
+    assert (
+        main([str(tmp_path), "--server", devserver.rest_url, "--label", "stable", "--json", "--quiet"]) == 0
+    )
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["model_version"] == 1 and verdict["face_count"] == 1

@@ -110,7 +110,7 @@ class Transport(ABC):
 
     @abstractmethod
     def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
-        """The state of each version (``AVAILABLE``, ``LOADING``, ...); labels are ignored, as TF Serving does."""
+        """Each version's state (``AVAILABLE``, ``LOADING``, ...); labels are ignored, as in TF Serving."""
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
@@ -137,8 +137,15 @@ def error_for(code: str, message: str) -> DeepfakeError:
     return DeepfakeError(f"{code}: {message}")
 
 
-HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
-              502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
+HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    429: "RESOURCE_EXHAUSTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 def is_retryable(error: BaseException) -> bool:

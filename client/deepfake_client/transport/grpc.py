@@ -47,7 +47,7 @@ def fill_model_spec(spec: tfs_pb2.ModelSpec, target: Target, signature: str = ""
 def make_predict_request(
     target: Target, signature: str, inputs: Inputs, output_filter: Sequence[str] = ()
 ) -> tfs_pb2.PredictRequest:
-    """The ``PredictRequest`` for ``inputs`` (numpy arrays or byte strings), byte-identical to TF Serving's."""
+    """The ``PredictRequest`` for ``inputs`` (arrays or byte strings), byte-identical to TF Serving's."""
     request = tfs_pb2.PredictRequest()
     fill_model_spec(request.model_spec, target, signature)
     for name, values in inputs.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import socket
 import ssl
 import threading
 import time
@@ -124,7 +123,9 @@ class RestTransport(Transport):
         self.url = url
         self._tls: ssl.SSLContext | None = None
         if scheme == "https":
-            self._tls = ssl.create_default_context(cadata=root_certificates.decode() if root_certificates else None)
+            self._tls = ssl.create_default_context(
+                cadata=root_certificates.decode() if root_certificates else None
+            )
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._local = threading.local()  # one keep-alive connection per thread
         self._connections: list[http.client.HTTPConnection] = []
@@ -136,7 +137,9 @@ class RestTransport(Transport):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             if self._tls is not None:
-                conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s, context=self._tls)
+                conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=timeout_s, context=self._tls
+                )
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
             self._local.conn = conn
@@ -160,7 +163,7 @@ class RestTransport(Transport):
             conn.request(method, path, body=body, headers=self._headers)
             response = conn.getresponse()
             data = response.read()
-        except (TimeoutError, socket.timeout) as err:
+        except TimeoutError as err:
             self._drop_connection()
             raise DeadlineExceededError(f"{self.url}: no answer within {timeout_s:g} s") from err
         except (OSError, http.client.HTTPException) as err:
@@ -223,7 +226,9 @@ class RestTransport(Transport):
         return parse_metadata(self.request("GET", model_path(target) + "/metadata", None, timeout_s))
 
     def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
-        path = f"/v1/models/{target.model}" + (f"/versions/{target.version}" if target.version is not None else "")
+        path = f"/v1/models/{target.model}" + (
+            f"/versions/{target.version}" if target.version is not None else ""
+        )
         answer = self.request("GET", path, None, timeout_s)
         try:
             return {int(s["version"]): str(s["state"]) for s in answer.get("model_version_status", [])}
