@@ -44,14 +44,30 @@ def _rows(prefix: str, batch: int, times: list[float], base: list[float], goal: 
     throughput = batch * len(times) / sum(times)
     base_throughput = batch * len(base) / sum(base)
     return [
-        {"name": f"devserver {prefix} b{batch} throughput", "value": throughput, "unit": "img/s",
-         "baseline": base_throughput, "baseline_name": f"in-process b{batch}", "goal": goal},
-        {"name": f"devserver {prefix} b{batch} p50 latency", "value": float(np.percentile(times, 50)) * 1e3,
-         "unit": "ms", "baseline": float(np.percentile(base, 50)) * 1e3, "baseline_name": f"in-process b{batch} p50",
-         "goal": "informational"},
-        {"name": f"devserver {prefix} b{batch} p99 latency", "value": float(np.percentile(times, 99)) * 1e3,
-         "unit": "ms", "baseline": float(np.percentile(base, 99)) * 1e3, "baseline_name": f"in-process b{batch} p99",
-         "goal": "informational"},
+        {
+            "name": f"devserver {prefix} b{batch} throughput",
+            "value": throughput,
+            "unit": "img/s",
+            "baseline": base_throughput,
+            "baseline_name": f"in-process b{batch}",
+            "goal": goal,
+        },
+        {
+            "name": f"devserver {prefix} b{batch} p50 latency",
+            "value": float(np.percentile(times, 50)) * 1e3,
+            "unit": "ms",
+            "baseline": float(np.percentile(base, 50)) * 1e3,
+            "baseline_name": f"in-process b{batch} p50",
+            "goal": "informational",
+        },
+        {
+            "name": f"devserver {prefix} b{batch} p99 latency",
+            "value": float(np.percentile(times, 99)) * 1e3,
+            "unit": "ms",
+            "baseline": float(np.percentile(base, 99)) * 1e3,
+            "baseline_name": f"in-process b{batch} p99",
+            "goal": "informational",
+        },
     ]
 
 
@@ -62,12 +78,26 @@ def _serve(base: pathlib.Path, tmp: str):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     log = open(pathlib.Path(tmp) / "server.log", "ab")  # noqa: SIM115 - closed by the caller
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-         f"--model_name={MODEL}", f"--model_base_path={base}"], stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "serving.devserver",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
+            f"--model_name={MODEL}",
+            f"--model_base_path={base}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     deadline = time.monotonic() + 180
     while True:
         try:
-            if b"AVAILABLE" in httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).content:
+            if (
+                b"AVAILABLE"
+                in httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).content
+            ):
                 return server, log, grpc_port, rest_port
         except httpx.HTTPError:
             pass
@@ -81,7 +111,6 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
     import grpc
     import httpx
     import tensorflow as tf
-
     from deepfake_client._proto import tfs_pb2
     from deepfake_client.tensors import make_ndarray, make_tensor_proto
 
@@ -90,19 +119,23 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
     server, log, grpc_port, rest_port = _serve(base, tmp)
     rows: list[dict] = []
     try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}", options=[
-            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
-        predict = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                                      request_serializer=tfs_pb2.PredictRequest.SerializeToString,
-                                      response_deserializer=tfs_pb2.PredictResponse.FromString)
+        channel = grpc.insecure_channel(
+            f"127.0.0.1:{grpc_port}",
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
+        predict = channel.unary_unary(
+            "/tensorflow.serving.PredictionService/Predict",
+            request_serializer=tfs_pb2.PredictRequest.SerializeToString,
+            response_deserializer=tfs_pb2.PredictResponse.FromString,
+        )
         rest = httpx.Client(timeout=120)
         for batch in (1, 32):
             images = np.random.default_rng(batch).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
 
-            def in_process() -> None:
+            def in_process(images: np.ndarray = images) -> None:
                 fn(images=tf.constant(images))["fake_probability"].numpy()
 
-            def over_grpc() -> None:
+            def over_grpc(images: np.ndarray = images) -> None:
                 request = tfs_pb2.PredictRequest()
                 request.model_spec.name = MODEL
                 make_tensor_proto(images, out=request.inputs["images"])
@@ -110,14 +143,23 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
 
             body = {"instances": images.tolist()}
 
-            def over_rest() -> None:
-                rest.post(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", json=body).raise_for_status()
+            def over_rest(body: dict = body) -> None:
+                rest.post(
+                    f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}:predict", json=body
+                ).raise_for_status()
 
             base_times = _timed(in_process, count)
-            rows += _rows(f"{label} gRPC", batch, _timed(over_grpc, count), base_times,
-                          ">= 0.85x in-process" if batch == 32 else "informational")
+            rows += _rows(
+                f"{label} gRPC",
+                batch,
+                _timed(over_grpc, count),
+                base_times,
+                ">= 0.85x in-process" if batch == 32 else "informational",
+            )
             if rest_count:
-                rows += _rows(f"{label} REST", batch, _timed(over_rest, rest_count), base_times, "informational")
+                rows += _rows(
+                    f"{label} REST", batch, _timed(over_rest, rest_count), base_times, "informational"
+                )
         rest.close()
         channel.close()
     finally:

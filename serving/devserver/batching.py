@@ -73,8 +73,14 @@ class Batcher:
         for index in range(max(1, params.num_batch_threads)):
             threading.Thread(target=self._work, name=f"batch-{index}", daemon=True).start()
 
-    def predict(self, *, servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],
-                output_filter: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    def predict(
+        self,
+        *,
+        servable: Servable,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: tuple[str, ...] = (),
+    ) -> dict[str, np.ndarray]:
         """Run one request as part of a batch.
 
         Raises:
@@ -91,9 +97,14 @@ class Batcher:
         size = sizes.pop() if sizes else 0
         if size > self.params.max_batch_size:
             raise invalid_argument(
-                f"Task size {size} is larger than maximum input batch size {self.params.max_batch_size}")
-        key = (id(servable), signature_name, output_filter,
-               tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items())))
+                f"Task size {size} is larger than maximum input batch size {self.params.max_batch_size}"
+            )
+        key = (
+            id(servable),
+            signature_name,
+            output_filter,
+            tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in inputs.items())),
+        )
         task = _Task(inputs=inputs, size=size, enqueued=time.monotonic())
         with self._cond:
             queue = self._queues.get(key)
@@ -101,7 +112,9 @@ class Batcher:
                 queue = self._queues[key] = _Queue(servable, signature_name, output_filter)
             batches = -(-(queue.pending + size) // self.params.max_batch_size)
             if batches > self.params.max_enqueued_batches:
-                raise ServingError(UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full")
+                raise ServingError(
+                    UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full"
+                )
             queue.tasks.append(task)
             queue.pending += size
             self._cond.notify_all()
@@ -114,8 +127,9 @@ class Batcher:
     def _ready(self, now: float) -> tuple[tuple, _Queue] | None:
         timeout_s = self.params.batch_timeout_micros / 1e6
         for key, queue in self._queues.items():
-            if queue.tasks and (queue.pending >= self.params.max_batch_size
-                                or now - queue.tasks[0].enqueued >= timeout_s):
+            if queue.tasks and (
+                queue.pending >= self.params.max_batch_size or now - queue.tasks[0].enqueued >= timeout_s
+            ):
                 return key, queue
         return None
 
@@ -126,8 +140,11 @@ class Batcher:
                     found = self._ready(time.monotonic())
                     if found:
                         break
-                    self._cond.wait(max(self.params.batch_timeout_micros / 1e6, 0.0005) if any(
-                        q.tasks for q in self._queues.values()) else None)
+                    self._cond.wait(
+                        max(self.params.batch_timeout_micros / 1e6, 0.0005)
+                        if any(q.tasks for q in self._queues.values())
+                        else None
+                    )
                 key, queue = found
                 batch, total = [], 0
                 while queue.tasks and total + queue.tasks[0].size <= self.params.max_batch_size:
@@ -142,17 +159,23 @@ class Batcher:
     def _run(self, queue: _Queue, batch: list[_Task], total: int) -> None:
         try:
             names = list(batch[0].inputs)
-            merged = {n: np.concatenate([t.inputs[n] for t in batch]) if len(batch) > 1 else batch[0].inputs[n]
-                      for n in names}
-            outputs = queue.servable.predict(signature_name=queue.signature_name, inputs=merged,
-                                             output_filter=queue.output_filter)
+            merged = {
+                n: np.concatenate([t.inputs[n] for t in batch]) if len(batch) > 1 else batch[0].inputs[n]
+                for n in names
+            }
+            outputs = queue.servable.predict(
+                signature_name=queue.signature_name, inputs=merged, output_filter=queue.output_filter
+            )
             for name, array in outputs.items():
                 if array.ndim == 0 or array.shape[0] != total:
-                    raise ServingError("INTERNAL", f"Batched output tensor {name} has 0th dimension "
-                                                   f"{array.shape[0] if array.ndim else 0}, expected {total}")
+                    raise ServingError(
+                        "INTERNAL",
+                        f"Batched output tensor {name} has 0th dimension "
+                        f"{array.shape[0] if array.ndim else 0}, expected {total}",
+                    )
             offset = 0
             for task in batch:
-                task.outputs = {n: a[offset:offset + task.size] for n, a in outputs.items()}
+                task.outputs = {n: a[offset : offset + task.size] for n, a in outputs.items()}
                 offset += task.size
         except BaseException as err:  # noqa: BLE001 - every waiting request gets the batch's error
             for task in batch:

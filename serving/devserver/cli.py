@@ -41,11 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
     p.add_argument("--batching_parameters_file", default="")
     p.add_argument("--monitoring_config_file", default="")
-    p.add_argument("--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True,
-                   default=False)
+    p.add_argument(
+        "--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True, default=False
+    )
     p.add_argument("--max_num_load_retries", type=int, default=5)
     p.add_argument("--load_retry_interval_micros", type=int, default=60_000_000)
-    p.add_argument("--num_load_threads", type=int, default=0, help="accepted for compatibility; loads run in parallel")
+    p.add_argument(
+        "--num_load_threads", type=int, default=0, help="accepted for compatibility; loads run in parallel"
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (dev server only)")
     p.add_argument("--max_request_bytes", type=int, default=1 << 30, help="REST body limit (dev server only)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -55,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the dev server until SIGTERM; 0 on a clean shutdown."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.port and args.port == args.rest_api_port:
         print("error: --port and --rest_api_port cannot be the same", file=sys.stderr)
         return 2
@@ -68,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.enable_batching:
             from serving.devserver.batching import BatchingParameters, read_batching_parameters
 
-            batching = (read_batching_parameters(args.batching_parameters_file)
-                        if args.batching_parameters_file else BatchingParameters())
+            batching = (
+                read_batching_parameters(args.batching_parameters_file)
+                if args.batching_parameters_file
+                else BatchingParameters()
+            )
         metrics_path = None
         if args.monitoring_config_file:
             from serving.devserver.metrics import read_monitoring_config
@@ -77,16 +86,22 @@ def main(argv: list[str] | None = None) -> int:
             enabled, path = read_monitoring_config(args.monitoring_config_file)
             metrics_path = path if enabled else None
         options = ServerOptions(
-            host=args.host, port=args.port, rest_api_port=args.rest_api_port,
-            rest_api_num_threads=args.rest_api_num_threads, rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+            host=args.host,
+            port=args.port,
+            rest_api_port=args.rest_api_port,
+            rest_api_num_threads=args.rest_api_num_threads,
+            rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
             model_config_file=args.model_config_file,
             model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
-            model_name=args.model_name, model_base_path=args.model_base_path,
+            model_name=args.model_name,
+            model_base_path=args.model_base_path,
             file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
             allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
             max_num_load_retries=args.max_num_load_retries,
             load_retry_interval_micros=args.load_retry_interval_micros,
-            batching=batching, metrics_path=metrics_path, max_request_bytes=args.max_request_bytes,
+            batching=batching,
+            metrics_path=metrics_path,
+            max_request_bytes=args.max_request_bytes,
         )
         server = DevServer(options)
         server.start()

@@ -13,6 +13,7 @@ from concurrent import futures
 from typing import Any
 
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver.service import PredictionService
 from serving.devserver.status import ServingError
 
@@ -34,7 +35,9 @@ def _unary(grpc: Any, fn: Callable[[Any], Any], request_cls: Any, response_cls: 
             context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
 
     return grpc.unary_unary_rpc_method_handler(
-        handler, request_deserializer=request_cls.FromString, response_serializer=response_cls.SerializeToString
+        handler,
+        request_deserializer=request_cls.FromString,
+        response_serializer=response_cls.SerializeToString,
     )
 
 
@@ -69,22 +72,30 @@ def create_grpc_server(
     )
     prediction = {
         "Predict": _unary(grpc, service.predict_proto, tfs_pb2.PredictRequest, tfs_pb2.PredictResponse),
-        "GetModelMetadata": _unary(grpc, service.get_model_metadata, tfs_pb2.GetModelMetadataRequest,
-                                   tfs_pb2.GetModelMetadataResponse),
+        "GetModelMetadata": _unary(
+            grpc,
+            service.get_model_metadata,
+            tfs_pb2.GetModelMetadataRequest,
+            tfs_pb2.GetModelMetadataResponse,
+        ),
         "Classify": _unimplemented(grpc, "Classify"),
         "Regress": _unimplemented(grpc, "Regress"),
         "MultiInference": _unimplemented(grpc, "MultiInference"),
     }
     model = {
-        "GetModelStatus": _unary(grpc, service.get_model_status, tfs_pb2.GetModelStatusRequest,
-                                 tfs_pb2.GetModelStatusResponse),
-        "HandleReloadConfigRequest": _unary(grpc, service.reload_config, tfs_pb2.ReloadConfigRequest,
-                                            tfs_pb2.ReloadConfigResponse),
+        "GetModelStatus": _unary(
+            grpc, service.get_model_status, tfs_pb2.GetModelStatusRequest, tfs_pb2.GetModelStatusResponse
+        ),
+        "HandleReloadConfigRequest": _unary(
+            grpc, service.reload_config, tfs_pb2.ReloadConfigRequest, tfs_pb2.ReloadConfigResponse
+        ),
     }
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler(PREDICTION_SERVICE, prediction),
-        grpc.method_handlers_generic_handler(MODEL_SERVICE, model),
-    ))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(PREDICTION_SERVICE, prediction),
+            grpc.method_handlers_generic_handler(MODEL_SERVICE, model),
+        )
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(address)

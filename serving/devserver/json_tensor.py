@@ -20,22 +20,28 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
-
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import numpy_dtype
+
 from serving.devserver.runtime import tf_type_name
 from serving.devserver.status import ServingError, invalid_argument
 
 ROW, COLUMNAR = "row", "columnar"
 _WEB_SAFE = str.maketrans("-_", "+/")
 _INT_RANGES = {
-    tfs_pb2.DT_INT32: (-(2**31), 2**31 - 1), tfs_pb2.DT_INT16: (-(2**31), 2**31 - 1),
-    tfs_pb2.DT_INT8: (-(2**31), 2**31 - 1), tfs_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
-    tfs_pb2.DT_INT64: (-(2**63), 2**63 - 1), tfs_pb2.DT_UINT32: (0, 2**32 - 1),
+    tfs_pb2.DT_INT32: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_INT16: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_INT8: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
+    tfs_pb2.DT_INT64: (-(2**63), 2**63 - 1),
+    tfs_pb2.DT_UINT32: (0, 2**32 - 1),
     tfs_pb2.DT_UINT64: (0, 2**64 - 1),
 }
 _FLOAT_MAX_INT = {tfs_pb2.DT_FLOAT: 2**24 - 1, tfs_pb2.DT_DOUBLE: 2**53 - 1}
-_FLOAT_MAX = {tfs_pb2.DT_FLOAT: float(np.finfo(np.float32).max), tfs_pb2.DT_DOUBLE: float(np.finfo(np.float64).max)}
+_FLOAT_MAX = {
+    tfs_pb2.DT_FLOAT: float(np.finfo(np.float32).max),
+    tfs_pb2.DT_DOUBLE: float(np.finfo(np.float64).max),
+}
 
 
 # ------------------------------------------------------------------ JSON value rendering for errors
@@ -71,12 +77,12 @@ def format_decimal(value: float, *, double: bool = False) -> str:
         return "NaN"
     if math.isinf(value):
         return "-Infinity" if value < 0 else "Infinity"
-    text = "%g" % value
+    text = f"{value:g}"
     if double:
         if float(text) != value:
-            text = "%.17g" % value
+            text = f"{value:.17g}"
     elif np.float32(text) != np.float32(value):
-        text = "%.9g" % value
+        text = f"{value:.9g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text
@@ -101,7 +107,9 @@ def _is_b64(value: Any) -> bool:
 
 def _type_error(value: Any, dtype: int) -> ServingError:
     return invalid_argument(
-        f"JSON Value: {json_text(value)} Type: {json_type(value)} is not of expected type: {tf_type_name(dtype)}")
+        f"JSON Value: {json_text(value)} Type: {json_type(value)} is not of expected type: "
+        f"{tf_type_name(dtype)}"
+    )
 
 
 def _leaf(value: Any, dtype: int) -> Any:
@@ -112,8 +120,9 @@ def _leaf(value: Any, dtype: int) -> Any:
             raise invalid_argument(f"JSON Value: {json_text(value)} not formatted correctly for base64 data")
         text = value["b64"].translate(_WEB_SAFE)  # absl's Base64Unescape takes both alphabets
         try:
-            return base64.b64decode(text + "=" * (-len(text.rstrip("=")) % 4 if "=" not in text else 0),
-                                    validate=True)
+            return base64.b64decode(
+                text + "=" * (-len(text.rstrip("=")) % 4 if "=" not in text else 0), validate=True
+            )
         except (binascii.Error, ValueError) as err:
             raise invalid_argument("Unable to base64 decode") from err
     if dtype == tfs_pb2.DT_STRING:
@@ -132,12 +141,14 @@ def _leaf(value: Any, dtype: int) -> Any:
         if isinstance(value, int) and abs(value) > _FLOAT_MAX_INT[dtype] or abs(value) > _FLOAT_MAX[dtype]:
             target = "float" if dtype == tfs_pb2.DT_FLOAT else "double"
             raise invalid_argument(
-                f"Cannot convert JSON value: {json_text(value)} to {target} without loss of precision.")
+                f"Cannot convert JSON value: {json_text(value)} to {target} without loss of precision."
+            )
         return value
     low, high = _INT_RANGES.get(dtype, (None, None))
     if low is None:
-        raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {json_text(value)} to type: "
-                                            f"{tf_type_name(dtype)}")
+        raise ServingError(
+            "UNIMPLEMENTED", f"Conversion of JSON Value: {json_text(value)} to type: {tf_type_name(dtype)}"
+        )
     if not isinstance(value, int) or not low <= value <= high:
         raise _type_error(value, dtype)
     return value
@@ -147,15 +158,19 @@ def _walk(value: Any, level: int, shape: list[int], dtype: int, out: list[Any]) 
     rank = len(shape)
     if not isinstance(value, list):
         if level != rank:
-            raise invalid_argument(f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} in the "
-                                   f"JSON DOM. Expected at level: {rank}")
+            raise invalid_argument(
+                f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} in the "
+                f"JSON DOM. Expected at level: {rank}"
+            )
         out.append(_leaf(value, dtype))
         return
     if level >= rank:
         raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
     if len(value) != shape[level]:
-        raise invalid_argument(f"Encountered list at unexpected size: {len(value)} at level: {level} expected "
-                               f"size: {shape[level]}")
+        raise invalid_argument(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected "
+            f"size: {shape[level]}"
+        )
     for item in value:
         _walk(item, level + 1, shape, dtype, out)
 
@@ -212,11 +227,15 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _from_instances(doc: dict, instances: list, infos: Mapping[str, tfs_pb2.TensorInfo]) -> dict[str, np.ndarray]:
+def _from_instances(
+    doc: dict, instances: list, infos: Mapping[str, tfs_pb2.TensorInfo]
+) -> dict[str, np.ndarray]:
     names = sorted(infos)
     if not isinstance(instances[0], dict) and len(infos) > 1:
-        raise invalid_argument("instances is a plain list, but expecting list of objects as multiple input "
-                               "tensors required as per tensorinfo_map")
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input "
+            "tensors required as per tensorinfo_map"
+        )
     objects = isinstance(instances[0], dict) and not _is_b64(instances[0])
     if not objects:
         for index, item in enumerate(instances):
@@ -229,11 +248,15 @@ def _from_instances(doc: dict, instances: list, infos: Mapping[str, tfs_pb2.Tens
                 raise invalid_argument(f"Expecting object but got list at item {index} of input list")
             for key in item:
                 if key not in infos:
-                    raise invalid_argument(f"Failed to process element: {index} key: {key} of 'instances' list. "
-                                           f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}")
+                    raise invalid_argument(
+                        f"Failed to process element: {index} key: {key} of 'instances' list. "
+                        f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}"
+                    )
             if set(item) != set(names):
-                raise invalid_argument(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                                       f"{json_text(item)} keys must be equal to: {','.join(names)}")
+                raise invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{json_text(item)} keys must be equal to: {','.join(names)}"
+                )
         columns = {name: [item[name] for item in instances] for name in names}
     out = {}
     for name, rows in columns.items():
@@ -250,12 +273,15 @@ def _from_instances(doc: dict, instances: list, infos: Mapping[str, tfs_pb2.Tens
                 if arrays and array.size != arrays[0].size:
                     raise invalid_argument(f"Expecting tensor size: {arrays[0].size} but got: {array.size}")
                 if arrays and array.shape != arrays[0].shape:
-                    raise invalid_argument(f"Expecting shape {_shape_text(arrays[0].shape)} but got: "
-                                           f"{_shape_text(array.shape)}")
+                    raise invalid_argument(
+                        f"Expecting shape {_shape_text(arrays[0].shape)} but got: {_shape_text(array.shape)}"
+                    )
             except ServingError as err:
                 key = f" key: {name}" if objects else ""
-                raise invalid_argument(f"Failed to process element: {index}{key} of 'instances' list. "
-                                       f"Error: {err.code}: {err.message}") from err
+                raise invalid_argument(
+                    f"Failed to process element: {index}{key} of 'instances' list. "
+                    f"Error: {err.code}: {err.message}"
+                ) from err
             arrays.append(array)
         out[name] = np.stack(arrays) if arrays[0].dtype != object else _stack_objects(arrays)
     return out
@@ -283,15 +309,19 @@ def parse_predict_request(
     doc = parse_json(body)
     signature = doc.get("signature_name", "")
     if not isinstance(signature, str):
-        raise invalid_argument(f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
-                               "be a string value.")
+        raise invalid_argument(
+            f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
+            "be a string value."
+        )
     infos = input_infos(signature)
     if not infos:
         raise invalid_argument(f"Failed to get input map for signature: {signature or 'DEFAULT'}")
     if "instances" in doc:
         if "inputs" in doc:
-            raise invalid_argument(f"JSON Value: {json_text(doc)} Not formatted correctly expecting only one of "
-                                   "'inputs' or 'instances' keys to exist ")
+            raise invalid_argument(
+                f"JSON Value: {json_text(doc)} Not formatted correctly expecting only one of "
+                "'inputs' or 'instances' keys to exist "
+            )
         instances = doc["instances"]
         if not isinstance(instances, list):
             raise invalid_argument(f"JSON Value: {json_text(doc)} Excepting 'instances' to be an list/array")
@@ -302,8 +332,10 @@ def parse_predict_request(
         value = doc["inputs"]
         if not isinstance(value, dict) or _is_b64(value):
             if len(infos) > 1:
-                raise invalid_argument("inputs is a plain value/list, but expecting an object as multiple input "
-                                       "tensors required as per tensorinfo_map")
+                raise invalid_argument(
+                    "inputs is a plain value/list, but expecting an object as multiple input "
+                    "tensors required as per tensorinfo_map"
+                )
             name = next(iter(infos))
             return signature, {name: json_to_array(value, infos[name].dtype)}, COLUMNAR
         inputs = {}
@@ -351,7 +383,7 @@ def parse_json(body: bytes) -> dict:
 
 
 def _value_text(value: Any, dtype: np.dtype, as_bytes: bool) -> str:
-    if dtype == object or dtype.kind == "S":
+    if dtype.kind in "OS":
         raw = value if isinstance(value, bytes) else str(value).encode()
         if as_bytes:
             return '{"b64": "' + base64.b64encode(raw).decode() + '"}'
@@ -392,7 +424,11 @@ def render_predict_response(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
     names = sorted(outputs)
     if fmt == COLUMNAR:
         if len(names) == 1:
-            return '{"outputs": ' + _array_text(outputs[names[0]], _is_bytes_output(names[0], outputs[names[0]])) + "}"
+            return (
+                '{"outputs": '
+                + _array_text(outputs[names[0]], _is_bytes_output(names[0], outputs[names[0]]))
+                + "}"
+            )
         parts = [f'"{n}": ' + _array_text(outputs[n], _is_bytes_output(n, outputs[n])) for n in names]
         return '{"outputs": {' + ", ".join(parts) + "}}"
     batch = -1
@@ -401,16 +437,22 @@ def render_predict_response(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
         if array.ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
         if batch >= 0 and array.shape[0] != batch:
-            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} "
-                                   f"expecting: {batch}")
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {array.shape[0]} expecting: {batch}"
+            )
         batch = array.shape[0]
     rows = []
     for i in range(batch):
         if len(names) == 1:
             rows.append(_row_text(outputs[names[0]], i, _is_bytes_output(names[0], outputs[names[0]])))
         else:
-            rows.append("{" + ", ".join(
-                f'"{n}": ' + _row_text(outputs[n], i, _is_bytes_output(n, outputs[n])) for n in names) + "}")
+            rows.append(
+                "{"
+                + ", ".join(
+                    f'"{n}": ' + _row_text(outputs[n], i, _is_bytes_output(n, outputs[n])) for n in names
+                )
+                + "}"
+            )
     return '{"predictions": [' + ", ".join(rows) + "]}"
 
 

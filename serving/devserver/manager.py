@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver import repository
 from serving.devserver.runtime import Servable
 from serving.devserver.status import ServingError, invalid_argument, not_found
@@ -151,7 +152,11 @@ class ModelManager:
             aspired = [v for v in entry.versions.values() if v.version in entry.aspired]
             serving_aspired = any(v.state == AVAILABLE for v in aspired)
             unaspired_serving = sorted(
-                (v for v in entry.versions.values() if v.version not in entry.aspired and v.state == AVAILABLE),
+                (
+                    v
+                    for v in entry.versions.values()
+                    if v.version not in entry.aspired and v.state == AVAILABLE
+                ),
                 key=lambda v: v.version,
             )
             if unaspired_serving and (not aspired or serving_aspired or len(unaspired_serving) > 1):
@@ -161,8 +166,12 @@ class ModelManager:
         for v in sorted(aspired, key=lambda v: -v.version):
             if v.state == START and not self._closed:
                 v.state = LOADING
-                threading.Thread(target=self._load, args=(entry, v), name=f"load-{entry.config.name}-{v.version}",
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._load,
+                    args=(entry, v),
+                    name=f"load-{entry.config.name}-{v.version}",
+                    daemon=True,
+                ).start()
 
     def _load(self, entry: ModelEntry, v: VersionEntry) -> None:
         name = entry.config.name
@@ -178,7 +187,9 @@ class ModelManager:
                 code, message = "UNKNOWN", f"{type(err).__name__}: {err}"
             attempt += 1
             if attempt > self._retries or self._closed:
-                log.error("Loading servable: {name: %s version: %d} failed: %s: %s", name, v.version, code, message)
+                log.error(
+                    "Loading servable: {name: %s version: %d} failed: %s: %s", name, v.version, code, message
+                )
                 with self._lock:
                     v.state, v.failed, v.error_code, v.error_message = END, True, code, message
                     self._step(entry)
@@ -267,8 +278,9 @@ class ModelManager:
             out = []
             for number in sorted(versions, reverse=True):
                 v = versions[number]
-                status = tfs_pb2.ModelVersionStatus(version=number, state=getattr(
-                    tfs_pb2.ModelVersionStatus, v.state))
+                status = tfs_pb2.ModelVersionStatus(
+                    version=number, state=getattr(tfs_pb2.ModelVersionStatus, v.state)
+                )
                 status.status.error_code = tfs_pb2.ErrorCode.Value(v.error_code)
                 status.status.error_message = v.error_message
                 out.append(status)
@@ -293,7 +305,9 @@ class ModelManager:
     def settled(self) -> bool:
         """True when no version is starting or loading."""
         with self._lock:
-            return not any(v.state in (START, LOADING) for m in self._models.values() for v in m.versions.values())
+            return not any(
+                v.state in (START, LOADING) for m in self._models.values() for v in m.versions.values()
+            )
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         """Block until ``predicate()`` holds (re-checked on every state change) or time runs out."""

@@ -39,7 +39,9 @@ class Metrics:
         self._counts: dict[tuple[tuple[str, str], ...], int] = defaultdict(int)
         self._latency: dict[tuple[tuple[str, str], ...], list[float]] = {}
 
-    def record_request(self, *, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
+    def record_request(
+        self, *, model_name: str, api: str, entrypoint: str, status: str, seconds: float
+    ) -> None:
         """Count one request and add its latency."""
         micros = seconds * 1e6
         with self._lock:

@@ -11,6 +11,7 @@ import os
 import pathlib
 
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver.status import ServingError, invalid_argument
 
 
@@ -21,6 +22,7 @@ def read_model_config(path: str | pathlib.Path) -> tfs_pb2.ModelServerConfig:
         ServingError: INVALID_ARGUMENT with the parser's message when it cannot be read or parsed.
     """
     from deepfake_client.errors import DeepfakeError
+
     from serving.config import read_config
 
     try:
@@ -57,8 +59,7 @@ def validate_config(config: tfs_pb2.ModelServerConfig) -> None:
                 f"{model.base_path}"
             )
         if model.model_platform not in ("", "tensorflow"):
-            raise invalid_argument(
-                f"Model {model.name} requests unsupported platform {model.model_platform}")
+            raise invalid_argument(f"Model {model.name} requests unsupported platform {model.model_platform}")
 
 
 def list_versions(base_path: str | pathlib.Path) -> dict[int, pathlib.Path]:
@@ -92,6 +93,8 @@ def aspired_versions(model: tfs_pb2.ModelConfig, on_disk: dict[int, pathlib.Path
 def require_model_config_list(config: tfs_pb2.ModelServerConfig) -> None:
     """Refuse a config without ``model_config_list`` (the only kind this server, like TF's, takes here)."""
     if config.WhichOneof("config") != "model_config_list":
-        raise ServingError("FAILED_PRECONDITION",
-                           "Cannot transition to requested config. It is only legal to transition "
-                           "from one ModelConfigList to another.")
+        raise ServingError(
+            "FAILED_PRECONDITION",
+            "Cannot transition to requested config. It is only legal to transition "
+            "from one ModelConfigList to another.",
+        )

@@ -16,14 +16,18 @@ from typing import Any
 from urllib.parse import unquote
 
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver import json_tensor
 from serving.devserver.runtime import DEFAULT_SIGNATURE
 from serving.devserver.service import PredictionService, version_choice
 from serving.devserver.status import DEADLINE_EXCEEDED, ServingError, invalid_argument
 
 PREDICT_RE = re.compile(
-    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)")
-STATUS_RE = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?")
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
+STATUS_RE = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?"
+)
 DEFAULT_MAX_BODY_BYTES = 1 << 30
 
 
@@ -44,15 +48,18 @@ def _model_spec(name: str, version: str | None, label: str | None) -> tfs_pb2.Mo
 def _json_status(message: Any) -> str:
     from google.protobuf import json_format
 
-    return json_format.MessageToJson(message, indent=1, preserving_proto_field_name=True,
-                                     always_print_fields_with_no_presence=True)
+    return json_format.MessageToJson(
+        message, indent=1, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def render_metadata(response: tfs_pb2.GetModelMetadataResponse) -> str:
     """The metadata JSON exactly as http_rest_api_util.cc's ToJsonString assembles it."""
     sig_map = tfs_pb2.SignatureDefMap.FromString(response.metadata["signature_def"].value)
-    return ('{\n"model_spec":' + _json_status(response.model_spec) + ",\n"
-            '"metadata": {"signature_def": ' + _json_status(sig_map) + "}\n}\n")
+    return (
+        '{\n"model_spec":' + _json_status(response.model_spec) + ",\n"
+        '"metadata": {"signature_def": ' + _json_status(sig_map) + "}\n}\n"
+    )
 
 
 class RestHandler:
@@ -75,7 +82,9 @@ class RestHandler:
             if match:
                 spec = _model_spec(match.group(1), match.group(2), match.group(3))
                 if match.group(4).lower() != "predict":
-                    raise ServingError("UNIMPLEMENTED", f"{match.group(4)} is not implemented by the dev server")
+                    raise ServingError(
+                        "UNIMPLEMENTED", f"{match.group(4)} is not implemented by the dev server"
+                    )
                 return self._predict(spec, body)
         elif method == "GET":
             match = STATUS_RE.fullmatch(path)
@@ -125,7 +134,10 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 def create_app(
-    *, service: PredictionService, metrics_path: str | None = None, timeout_ms: int = 30000,
+    *,
+    service: PredictionService,
+    metrics_path: str | None = None,
+    timeout_ms: int = 30000,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> Any:
     """The Starlette application serving TF Serving's REST API (and metrics, when enabled)."""
@@ -148,24 +160,32 @@ def create_app(
             return PlainTextResponse("Not Found", status_code=404)
         declared = int(request.headers.get("content-length") or 0)
         if declared > max_body_bytes:
-            return reply(413, json_tensor.render_error(f"Request body exceeds the limit of {max_body_bytes} bytes"))
+            return reply(
+                413, json_tensor.render_error(f"Request body exceeds the limit of {max_body_bytes} bytes")
+            )
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_body_bytes:
-                return reply(413, json_tensor.render_error(
-                    f"Request body exceeds the limit of {max_body_bytes} bytes"))
+                return reply(
+                    413, json_tensor.render_error(f"Request body exceeds the limit of {max_body_bytes} bytes")
+                )
             chunks.append(chunk)
         body = b"".join(chunks)
         try:
             body = _decompress(body, request.headers.get("content-encoding", ""), max_body_bytes)
         except ServingError as err:
-            return reply(413 if err.code == "RESOURCE_EXHAUSTED" else err.http_status,
-                         json_tensor.render_error(err.message))
+            return reply(
+                413 if err.code == "RESOURCE_EXHAUSTED" else err.http_status,
+                json_tensor.render_error(err.message),
+            )
         work = functools.partial(handler.handle, request.method, path, body)
         try:
-            status, text = await asyncio.wait_for(run_in_threadpool(work), timeout=timeout_ms / 1000) \
-                if timeout_ms > 0 else await run_in_threadpool(work)
+            status, text = (
+                await asyncio.wait_for(run_in_threadpool(work), timeout=timeout_ms / 1000)
+                if timeout_ms > 0
+                else await run_in_threadpool(work)
+            )
         except asyncio.TimeoutError:
             err = ServingError(DEADLINE_EXCEEDED, "Deadline Exceeded")
             return reply(err.http_status, json_tensor.render_error(err.message))

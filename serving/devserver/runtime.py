@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import DTYPE_NAMES
+
 from serving.devserver.status import FAILED_PRECONDITION, ServingError, invalid_argument
 
 log = logging.getLogger("serving.devserver")
@@ -25,10 +25,20 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving's saved_model_warmup_util.cc limit
 
 # TensorFlow's DataTypeString spelling, used in its error messages.
 _TF_TYPE_NAMES = {
-    "DT_FLOAT": "float", "DT_DOUBLE": "double", "DT_INT32": "int32", "DT_UINT8": "uint8",
-    "DT_INT16": "int16", "DT_INT8": "int8", "DT_STRING": "string", "DT_INT64": "int64",
-    "DT_BOOL": "bool", "DT_HALF": "half", "DT_UINT16": "uint16", "DT_UINT32": "uint32",
-    "DT_UINT64": "uint64", "DT_BFLOAT16": "bfloat16",
+    "DT_FLOAT": "float",
+    "DT_DOUBLE": "double",
+    "DT_INT32": "int32",
+    "DT_UINT8": "uint8",
+    "DT_INT16": "int16",
+    "DT_INT8": "int8",
+    "DT_STRING": "string",
+    "DT_INT64": "int64",
+    "DT_BOOL": "bool",
+    "DT_HALF": "half",
+    "DT_UINT16": "uint16",
+    "DT_UINT32": "uint32",
+    "DT_UINT64": "uint64",
+    "DT_BFLOAT16": "bfloat16",
 }
 
 
@@ -169,8 +179,10 @@ def read_signature_defs(path: pathlib.Path) -> dict[str, tfs_pb2.SignatureDef]:
         saved_model.meta_graphs
     )
     if not graphs:
-        raise ServingError("NOT_FOUND", f"Could not find meta graph def matching supplied tags: {{ serve }}. "
-                                        f"in SavedModel at {path}")
+        raise ServingError(
+            "NOT_FOUND",
+            f"Could not find meta graph def matching supplied tags: {{ serve }}. in SavedModel at {path}",
+        )
     return {
         key: tfs_pb2.SignatureDef.FromString(sig.SerializeToString())
         for key, sig in graphs[0].signature_def.items()
@@ -181,9 +193,12 @@ def _wrap_signature(fn: Any) -> Callable[..., dict[str, np.ndarray]]:
     import tensorflow as tf
 
     def call(**inputs: np.ndarray) -> dict[str, np.ndarray]:
-        tensors = {k: tf.constant(v) if v.dtype != object else tf.constant(list(v.reshape(-1)),
-                                                                           shape=v.shape, dtype=tf.string)
-                   for k, v in inputs.items()}
+        tensors = {
+            k: tf.constant(v)
+            if v.dtype != object
+            else tf.constant(list(v.reshape(-1)), shape=v.shape, dtype=tf.string)
+            for k, v in inputs.items()
+        }
         out = fn(**tensors)
         return {alias: value.numpy() for alias, value in out.items()}
 
@@ -211,20 +226,30 @@ def load_servable(*, name: str, version: int, path: str | pathlib.Path, warmup: 
     except ServingError:
         raise
     except Exception as err:  # noqa: BLE001 - a corrupt model raises anything
-        raise ServingError("INVALID_ARGUMENT" if isinstance(err, ValueError) else "UNKNOWN",
-                           _runtime_message(err)) from err
+        raise ServingError(
+            "INVALID_ARGUMENT" if isinstance(err, ValueError) else "UNKNOWN", _runtime_message(err)
+        ) from err
     functions = {
         key: _wrap_signature(loaded.signatures[key])
         for key in loaded.signatures.keys()
         if key in signature_defs
     }
-    servable = Servable(name=name, version=version, path=path, signature_defs=signature_defs,
-                        functions=functions, keepalive=loaded)
+    servable = Servable(
+        name=name,
+        version=version,
+        path=path,
+        signature_defs=signature_defs,
+        functions=functions,
+        keepalive=loaded,
+    )
     if warmup:
         count = replay_warmup(servable)
         if count:
-            log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d.",
-                     path, count)
+            log.info(
+                "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
+                path,
+                count,
+            )
     return servable
 
 
@@ -246,12 +271,16 @@ def replay_warmup(servable: Servable) -> int:
         count += 1
         if count > MAX_WARMUP_RECORDS:
             raise invalid_argument(
-                f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {warmup_file}")
+                f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {warmup_file}"
+            )
         entry = tfs_pb2.PredictionLog.FromString(record.numpy())
         if not entry.HasField("predict_log"):
             raise invalid_argument("Unsupported log_type for warmup: only predict_log is supported here")
         request = entry.predict_log.request
         inputs = {alias: make_ndarray(proto) for alias, proto in request.inputs.items()}
-        servable.predict(signature_name=request.model_spec.signature_name, inputs=inputs,
-                         output_filter=tuple(request.output_filter))
+        servable.predict(
+            signature_name=request.model_spec.signature_name,
+            inputs=inputs,
+            output_filter=tuple(request.output_filter),
+        )
     return count

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver import repository
 from serving.devserver.manager import ModelManager
 from serving.devserver.metrics import Metrics
@@ -73,7 +74,9 @@ class DevServer:
         if self.options.model_config_file:
             return repository.read_model_config(self.options.model_config_file)
         if not self.options.model_base_path:
-            raise ServingError("INVALID_ARGUMENT", "Both server_model_config_file and model_base_path are empty!")
+            raise ServingError(
+                "INVALID_ARGUMENT", "Both server_model_config_file and model_base_path are empty!"
+            )
         return repository.single_model_config(self.options.model_name, self.options.model_base_path)
 
     def start(self, *, rest: bool | None = None) -> None:
@@ -95,8 +98,10 @@ class DevServer:
         if self.options.model_config_file:
             self._spawn(self._poll_config, "config-poller", self.options.model_config_file_poll_wait_seconds)
         self._grpc, self._health, self.grpc_port = create_grpc_server(
-            service=self.service, address=f"{self.options.host}:{self.options.port}",
-            max_workers=self.options.grpc_max_threads)
+            service=self.service,
+            address=f"{self.options.host}:{self.options.port}",
+            max_workers=self.options.grpc_max_threads,
+        )
         log.info("Running gRPC ModelServer at %s:%d ...", self.options.host, self.grpc_port)
         if rest if rest is not None else bool(self.options.rest_api_port):
             self._start_rest()
@@ -134,18 +139,24 @@ class DevServer:
 
         from serving.devserver.rest import create_app
 
-        app = create_app(service=self.service, metrics_path=self.options.metrics_path,
-                         timeout_ms=self.options.rest_api_timeout_in_ms,
-                         max_body_bytes=self.options.max_request_bytes)
+        app = create_app(
+            service=self.service,
+            metrics_path=self.options.metrics_path,
+            timeout_ms=self.options.rest_api_timeout_in_ms,
+            max_body_bytes=self.options.max_request_bytes,
+        )
         sock = socket.socket(socket.AF_INET6 if ":" in self.options.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.options.host, self.options.rest_api_port))
         self.rest_port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
-                                lifespan="off")
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, lifespan="off"
+        )
         self._uvicorn = uvicorn.Server(config)
         self._uvicorn.install_signal_handlers = lambda: None  # signals are ours: see serve_forever
-        thread = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="rest", daemon=True)
+        thread = threading.Thread(
+            target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="rest", daemon=True
+        )
         thread.start()
         self._rest_thread = thread
         log.info("Exporting HTTP/REST API at:%s:%d ...", self.options.host, self.rest_port)

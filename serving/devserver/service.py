@@ -10,10 +10,10 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
-
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.tensors import make_ndarray
+
 from serving.devserver.manager import ModelManager
 from serving.devserver.metrics import Metrics
 from serving.devserver.runtime import DEFAULT_SIGNATURE
@@ -90,8 +90,13 @@ class PredictionService:
         self.metrics = metrics
         self.batcher = batcher
 
-    def predict(self, request: tfs_pb2.PredictRequest, *, entrypoint: str = "GRPC",
-                inputs: Mapping[str, np.ndarray] | None = None) -> tuple[tfs_pb2.ModelSpec, dict[str, np.ndarray]]:
+    def predict(
+        self,
+        request: tfs_pb2.PredictRequest,
+        *,
+        entrypoint: str = "GRPC",
+        inputs: Mapping[str, np.ndarray] | None = None,
+    ) -> tuple[tfs_pb2.ModelSpec, dict[str, np.ndarray]]:
         """Run a PredictRequest; returns the resolved model spec and the output arrays.
 
         ``inputs`` may carry already-decoded arrays (REST), else they come from ``request.inputs``.
@@ -106,11 +111,16 @@ class PredictionService:
                 signature = spec.signature_name or DEFAULT_SIGNATURE
                 servable.signature(signature)
                 if self.batcher is not None:
-                    outputs = self.batcher.predict(servable=servable, signature_name=signature,
-                                                   inputs=arrays, output_filter=tuple(request.output_filter))
+                    outputs = self.batcher.predict(
+                        servable=servable,
+                        signature_name=signature,
+                        inputs=arrays,
+                        output_filter=tuple(request.output_filter),
+                    )
                 else:
-                    outputs = servable.predict(signature_name=signature, inputs=arrays,
-                                               output_filter=tuple(request.output_filter))
+                    outputs = servable.predict(
+                        signature_name=signature, inputs=arrays, output_filter=tuple(request.output_filter)
+                    )
                 resolved = tfs_pb2.ModelSpec(name=spec.name, signature_name=signature)
                 resolved.version.value = servable.version
                 return resolved, outputs
@@ -118,8 +128,13 @@ class PredictionService:
             status = err.code
             raise
         finally:
-            self.metrics.record_request(model_name=spec.name, api="Predict", entrypoint=entrypoint,
-                                        status=status, seconds=time.perf_counter() - start)
+            self.metrics.record_request(
+                model_name=spec.name,
+                api="Predict",
+                entrypoint=entrypoint,
+                status=status,
+                seconds=time.perf_counter() - start,
+            )
 
     def predict_proto(self, request: tfs_pb2.PredictRequest) -> tfs_pb2.PredictResponse:
         """Predict with a PredictResponse (gRPC)."""
@@ -130,8 +145,9 @@ class PredictionService:
             encode_tensor(array, response.outputs[alias])
         return response
 
-    def get_model_metadata(self, request: tfs_pb2.GetModelMetadataRequest, *,
-                           entrypoint: str = "GRPC") -> tfs_pb2.GetModelMetadataResponse:
+    def get_model_metadata(
+        self, request: tfs_pb2.GetModelMetadataRequest, *, entrypoint: str = "GRPC"
+    ) -> tfs_pb2.GetModelMetadataResponse:
         """GetModelMetadataImpl: the signature defs of the resolved version, packed in an Any."""
         start = time.perf_counter()
         status = "OK"
@@ -159,9 +175,13 @@ class PredictionService:
             status = err.code
             raise
         finally:
-            self.metrics.record_request(model_name=request.model_spec.name, api="GetModelMetadata",
-                                        entrypoint=entrypoint, status=status,
-                                        seconds=time.perf_counter() - start)
+            self.metrics.record_request(
+                model_name=request.model_spec.name,
+                api="GetModelMetadata",
+                entrypoint=entrypoint,
+                status=status,
+                seconds=time.perf_counter() - start,
+            )
 
     def get_model_status(self, request: tfs_pb2.GetModelStatusRequest) -> tfs_pb2.GetModelStatusResponse:
         """GetModelStatusImpl: every version (or the one asked for); like TF Serving, it ignores labels."""
@@ -180,8 +200,10 @@ class PredictionService:
             ServingError: the config is refused (the previous one stays in force).
         """
         if request.config.WhichOneof("config") != "model_config_list":
-            raise invalid_argument("ServerModelConfig type not supported by HandleReloadConfigRequest. "
-                                   "Only ModelConfigList is currently supported")
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported"
+            )
         self.manager.reload_config(request.config)
         response = tfs_pb2.ReloadConfigResponse()
         response.status.error_code = tfs_pb2.OK

@@ -14,7 +14,6 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
-
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_tensor_proto
@@ -54,8 +53,12 @@ def write_half_plus_two(path: str | pathlib.Path, *, plus: float = 2.0, warmup: 
         def predict(self, x: tf.Tensor) -> dict:
             return {"y": self.a * x + self.b}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="a"),
-                                      tf.TensorSpec([None], tf.int32, name="b")])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 2], tf.float32, name="a"),
+                tf.TensorSpec([None], tf.int32, name="b"),
+            ]
+        )
         def multi(self, a: tf.Tensor, b: tf.Tensor) -> dict:
             c = tf.reduce_sum(a, axis=1) + tf.cast(b, tf.float32)
             return {"c": c, "d": tf.cast(b, tf.int64) * 2}
@@ -65,15 +68,25 @@ def write_half_plus_two(path: str | pathlib.Path, *, plus: float = 2.0, warmup: 
             return {"length": tf.strings.length(text), "echo_bytes": text, "echo": text}
 
     module = HalfPlusTwo()
-    tf.saved_model.save(module, str(path), signatures={
-        "serving_default": module.predict, "multi": module.multi, "strings": module.strings})
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={"serving_default": module.predict, "multi": module.multi, "strings": module.strings},
+    )
     if warmup:
         write_warmup(path, [("serving_default", {"x": np.array([1.0, 2.0], np.float32)})])
     return path
 
 
-def write_contract_model(path: str | pathlib.Path, *, version: int = 1, input_size: int = 32,
-                         crop_margin: float = 0.3, threshold: float = 0.5, warmup: bool = True) -> pathlib.Path:
+def write_contract_model(
+    path: str | pathlib.Path,
+    *,
+    version: int = 1,
+    input_size: int = 32,
+    crop_margin: float = 0.3,
+    threshold: float = 0.5,
+    warmup: bool = True,
+) -> pathlib.Path:
     """Save a model with the Contract 2 signatures. Its logit is ``mean(pixels)/255 - 0.5 + version``,
     so ``round(logit)`` of a mid-grey image is the version that answered."""
     import tensorflow as tf
@@ -107,15 +120,25 @@ def write_contract_model(path: str | pathlib.Path, *, version: int = 1, input_si
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name=contract.INFO_INPUT)])
         def model_info(self, batch: tf.Tensor) -> dict:
             ones = tf.ones_like(batch)
-            return {contract.INFO_INPUT_SIZE: ones * s,
-                    contract.INFO_CROP_MARGIN: tf.cast(ones, tf.float32) * crop_margin,
-                    contract.INFO_THRESHOLD: tf.cast(ones, tf.float32) * threshold}
+            return {
+                contract.INFO_INPUT_SIZE: ones * s,
+                contract.INFO_CROP_MARGIN: tf.cast(ones, tf.float32) * crop_margin,
+                contract.INFO_THRESHOLD: tf.cast(ones, tf.float32) * threshold,
+            }
 
     module = Detector()
-    tf.saved_model.save(module, str(path), signatures={
-        contract.DEFAULT_SIGNATURE: module.serving_default, contract.ENCODED_SIGNATURE: module.encoded,
-        contract.INFO_SIGNATURE: module.model_info})
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={
+            contract.DEFAULT_SIGNATURE: module.serving_default,
+            contract.ENCODED_SIGNATURE: module.encoded,
+            contract.INFO_SIGNATURE: module.model_info,
+        },
+    )
     if warmup:
-        write_warmup(path, [(contract.DEFAULT_SIGNATURE,
-                             {contract.IMAGES_INPUT: np.full((1, s, s, 3), 128, np.uint8)})])
+        write_warmup(
+            path,
+            [(contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: np.full((1, s, s, 3), 128, np.uint8)})],
+        )
     return path

@@ -33,10 +33,18 @@ def hpt_server(tmp_path_factory: pytest.TempPathFactory, half_plus_two: pathlib.
     shutil.copytree(half_plus_two, repository / "half_plus_two" / "123")
     config = repository / "models.config"
     config.write_text(
-        'model_config_list { config { name: "half_plus_two" base_path: "%s" model_platform: "tensorflow" } }\n'
-        % (repository / "half_plus_two"))
-    server = DevServer(ServerOptions(port=0, rest_api_port=0, model_config_file=str(config),
-                                     metrics_path="/monitoring/prometheus/metrics", max_request_bytes=1 << 20))
+        'model_config_list { config { name: "half_plus_two" base_path: "%s"'
+        ' model_platform: "tensorflow" } }\n' % (repository / "half_plus_two")
+    )
+    server = DevServer(
+        ServerOptions(
+            port=0,
+            rest_api_port=0,
+            model_config_file=str(config),
+            metrics_path="/monitoring/prometheus/metrics",
+            max_request_bytes=1 << 20,
+        )
+    )
     server.start(rest=True)
     server.repository_base = repository / "half_plus_two"
     yield server

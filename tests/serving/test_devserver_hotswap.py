@@ -24,8 +24,11 @@ S = 32
 
 
 def write_config(path: pathlib.Path, base: pathlib.Path, versions: list[int], labels: dict[str, int]) -> None:
-    text = ['model_config_list { config { name: "%s" base_path: "%s" model_platform: "tensorflow"' % (MODEL, base),
-            "  model_version_policy { specific { %s } }" % " ".join(f"versions: {v}" for v in versions)]
+    policy = " ".join(f"versions: {v}" for v in versions)
+    text = [
+        f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" model_platform: "tensorflow"',
+        f"  model_version_policy {{ specific {{ {policy} }} }}",
+    ]
     text += [f'  version_labels {{ key: "{k}" value: {v} }}' for k, v in labels.items()]
     text.append("} }")
     tmp = path.with_suffix(".tmp")
@@ -43,7 +46,9 @@ def status(rest_url: str) -> dict[int, tuple[str, str]]:
     import httpx
 
     reply = httpx.get(f"{rest_url}/v1/models/{MODEL}", timeout=10).json()
-    return {int(s["version"]): (s["state"], s["status"]["error_message"]) for s in reply["model_version_status"]}
+    return {
+        int(s["version"]): (s["state"], s["status"]["error_message"]) for s in reply["model_version_status"]
+    }
 
 
 def wait_for(predicate, timeout_s: float = 90.0) -> None:
@@ -65,7 +70,9 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         image = np.full((1, S, S, 3), 128, np.uint8)
-        self.threads = [threading.Thread(target=self._grpc, args=(image, label)) for label in (None, "stable")]
+        self.threads = [
+            threading.Thread(target=self._grpc, args=(image, label)) for label in (None, "stable")
+        ]
         self.threads.append(threading.Thread(target=self._rest, args=(image,)))
 
     def _grpc(self, image: np.ndarray, label: str | None) -> None:
@@ -132,8 +139,12 @@ def test_hot_swap_under_load(tmp_path, contract_versions, devserver_launcher):
     publish(contract_versions[1], base, 1)
     config = tmp_path / "models" / "models.config"
     write_config(config, base, [1], {"stable": 1})
-    server = start(tmp_path / "models", config, tmp_path / "server.log",
-                   "--allow_version_labels_for_unavailable_models=true")
+    server = start(
+        tmp_path / "models",
+        config,
+        tmp_path / "server.log",
+        "--allow_version_labels_for_unavailable_models=true",
+    )
     try:
         with Load(server.grpc_target, server.rest_url) as load:
             time.sleep(1.0)

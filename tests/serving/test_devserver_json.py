@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from deepfake_client._proto import tfs_pb2
+
 from serving.devserver.json_tensor import (
     COLUMNAR,
     ROW,
@@ -43,8 +43,13 @@ def test_row_single_input_batches_instances():
 
 
 def test_row_named_inputs_and_b64_strings():
-    body = {"signature_name": "s", "instances": [{"a": 1.5, "t": {"b64": base64.b64encode(b"\x00\xff").decode()}},
-                                                   {"a": 2, "t": "plain"}]}
+    body = {
+        "signature_name": "s",
+        "instances": [
+            {"a": 1.5, "t": {"b64": base64.b64encode(b"\x00\xff").decode()}},
+            {"a": 2, "t": "plain"},
+        ],
+    }
     sig, inputs, fmt = parse(json.dumps(body), a=tfs_pb2.DT_FLOAT, t=tfs_pb2.DT_STRING)
     assert sig == "s"
     assert inputs["a"].dtype == np.float32 and inputs["a"].tolist() == [1.5, 2.0]
@@ -69,7 +74,10 @@ def test_columnar_form_keeps_each_input_shape():
         ('{"foo": 1}', "Missing 'inputs' or 'instances' key"),
         ('{"instances": [[1, 2], [3]]}', "Expecting tensor size: 2 but got: 1"),
         ('{"inputs": [[1, 2], [3]]}', "Encountered list at unexpected size: 1 at level: 1 expected size: 2"),
-        ('{"inputs": [[1, 2], 3]}', "JSON Value: 3 found at incorrect level: 2 in the JSON DOM. Expected at level: 2"),
+        (
+            '{"inputs": [[1, 2], 3]}',
+            "JSON Value: 3 found at incorrect level: 2 in the JSON DOM. Expected at level: 2",
+        ),
         ('{"inputs": [1.5]}', "JSON Value: 1.5 Type: Number is not of expected type: int32"),
         ('{"inputs": ["a"]}', 'JSON Value: "a" Type: String is not of expected type: int32'),
         ('{"inputs": [true]}', "Type: True is not of expected type: int32"),
@@ -88,7 +96,9 @@ def test_lossy_float_and_missing_named_input():
     message = error_of('{"instances": [1.0, 2.0]}', a=tfs_pb2.DT_FLOAT, b=tfs_pb2.DT_FLOAT)
     assert message.startswith("instances is a plain list, but expecting list of objects")
     assert error_of('{"inputs": [{"b64": "!!"}]}', s=tfs_pb2.DT_STRING) == "Unable to base64 decode"
-    assert "not formatted correctly for base64 data" in error_of('{"inputs": [{"x": "1"}]}', s=tfs_pb2.DT_STRING)
+    assert "not formatted correctly for base64 data" in error_of(
+        '{"inputs": [{"x": "1"}]}', s=tfs_pb2.DT_STRING
+    )
 
 
 def test_nan_and_infinity_are_accepted_like_rapidjson():
@@ -97,7 +107,10 @@ def test_nan_and_infinity_are_accepted_like_rapidjson():
 
 
 def test_responses_rows_columns_bytes_and_decimals():
-    outputs = {"y": np.array([2.5, 3.0, 0.1], np.float32), "z_bytes": np.array([b"\x01", b"\x02", b"\x03"], object)}
+    outputs = {
+        "y": np.array([2.5, 3.0, 0.1], np.float32),
+        "z_bytes": np.array([b"\x01", b"\x02", b"\x03"], object),
+    }
     rows = json.loads(render_predict_response(outputs, ROW))
     assert rows["predictions"][0] == {"y": 2.5, "z_bytes": {"b64": "AQ=="}}
     assert rows["predictions"][2]["y"] == 0.1  # %g round-trips the float32, no noise digits
