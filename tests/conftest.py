@@ -115,15 +115,16 @@ class DevServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_devserver(repository: pathlib.Path, config_path: pathlib.Path, log_path: pathlib.Path,
-                    *extra: str, model: str = "deepfake_detector", timeout_s: float = 120.0) -> DevServerProcess:
+def start_devserver(repository: pathlib.Path, config_path: pathlib.Path, log_path: pathlib.Path, *extra: str,
+                    model: str = "deepfake_detector", timeout_s: float = 120.0) -> DevServerProcess:
     """Start ``python -m serving.devserver`` and wait until ``model`` has an AVAILABLE version."""
     import sys
     import time
     import urllib.request
 
     grpc_port, rest_port = free_port(), free_port()
-    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}",
+               f"--rest_api_port={rest_port}",
                f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
                "--file_system_poll_wait_seconds=1", "--max_num_load_retries=0", *extra]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
