@@ -27,9 +27,11 @@ def available() -> list[str]:
 def format_row(row: dict) -> str:
     baseline = row.get("baseline")
     ratio = row["value"] / baseline if baseline else float("nan")
-    return (f"  {row['name']:<52} {row['value']:>12.4g} {row['unit']:<8} "
-            f"{row.get('baseline_name', '-'):<28} {baseline if baseline is not None else float('nan'):>12.4g} "
-            f"{ratio:>8.3f}  {row.get('goal', '')}")
+    return (
+        f"  {row['name']:<52} {row['value']:>12.4g} {row['unit']:<8} "
+        f"{row.get('baseline_name', '-'):<28} {baseline if baseline is not None else float('nan'):>12.4g} "
+        f"{ratio:>8.3f}  {row.get('goal', '')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or available()
     unknown = sorted(set(names) - set(available()))
     if unknown:
-        print(f"bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(available())}", file=sys.stderr)
+        print(
+            f"bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(available())}",
+            file=sys.stderr,
+        )
         return 2
     results, failed = {}, []
-    header = f"  {'figure':<52} {'value':>12} {'unit':<8} {'baseline':<28} {'base value':>12} {'ratio':>8}  goal"
+    header = (
+        f"  {'figure':<52} {'value':>12} {'unit':<8} {'baseline':<28} {'base value':>12} {'ratio':>8}  goal"
+    )
     for name in names:
         print(f"== {name}", flush=True)
         start = time.perf_counter()
@@ -60,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = rows
         print(f"   ({time.perf_counter() - start:.1f} s)")
     if args.json:
-        pathlib.Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        pathlib.Path(args.json).write_bytes(
+            orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        )
     if failed:
         print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
         return 1

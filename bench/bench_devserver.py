@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -21,12 +18,6 @@ import numpy as np
 
 SIZE = 64
 MODEL = "deepfake_detector"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _timed(call, count: int) -> list[float]:
@@ -71,42 +62,6 @@ def _rows(prefix: str, batch: int, times: list[float], base: list[float], goal: 
     ]
 
 
-def _serve(base: pathlib.Path, tmp: str):
-    import httpx
-
-    grpc_port, rest_port = _free_port(), _free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    log = open(pathlib.Path(tmp) / "server.log", "ab")  # noqa: SIM115 - closed by the caller
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving.devserver",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
-            f"--model_name={MODEL}",
-            f"--model_base_path={base}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if (
-                b"AVAILABLE"
-                in httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}", timeout=2).content
-            ):
-                return server, log, grpc_port, rest_port
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError("the dev server did not start")
-        time.sleep(0.3)
-
-
 def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: int, tmp: str) -> list[dict]:
     import grpc
     import httpx
@@ -114,9 +69,20 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
     from deepfake_client._proto import tfs_pb2
     from deepfake_client.tensors import make_ndarray, make_tensor_proto
 
+    from serving.devserver.launcher import start_devserver, stop_devserver
+
     version_dir = sorted(base.iterdir(), key=lambda p: p.name)[-1]
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    server, log, grpc_port, rest_port = _serve(base, tmp)
+    server = start_devserver(
+        None,
+        pathlib.Path(tmp) / "server.log",
+        f"--model_name={MODEL}",
+        f"--model_base_path={base}",
+        model=MODEL,
+        labels_at_startup=False,
+        timeout_s=180,
+    )
+    grpc_port, rest_port = server.grpc_port, server.rest_port
     rows: list[dict] = []
     try:
         channel = grpc.insecure_channel(
@@ -163,9 +129,7 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
         rest.close()
         channel.close()
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        stop_devserver(server)
     return rows
 
 

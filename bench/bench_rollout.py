@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-
 from deepfake_client.contract import IMAGES_INPUT, MODEL_NAME
 from deepfake_client.transport.base import Target, make_transport
 
@@ -81,12 +80,36 @@ def run(quick: bool) -> list[dict]:
     during = [lat for t, lat in samples if swap_start <= t < swap_end]
     p99 = lambda xs: float(np.percentile(xs, 99)) * 1000 if xs else float("nan")  # noqa: E731
     return [
-        {"name": f"p99 latency during swap ({name}, {len(during)} req)", "value": p99(during), "unit": "ms",
-         "baseline": p99(before), "baseline_name": f"p99 before swap ({len(before)} req)", "goal": "ratio small; 0 failures"},
-        {"name": "failed requests during the rollout", "value": float(len(failures)), "unit": "count",
-         "baseline": float(len(samples)), "baseline_name": "requests sent", "goal": "0"},
-        {"name": "server RSS with two versions resident", "value": two_versions, "unit": "MB",
-         "baseline": one_version, "baseline_name": "RSS with one version", "goal": "< 2x"},
-        {"name": "server peak RSS (VmHWM) over the rollout", "value": peak, "unit": "MB",
-         "baseline": one_version, "baseline_name": "RSS with one version", "goal": "< 2x"},
+        {
+            "name": f"p99 latency during swap ({name}, {len(during)} req)",
+            "value": p99(during),
+            "unit": "ms",
+            "baseline": p99(before),
+            "baseline_name": f"p99 before swap ({len(before)} req)",
+            "goal": "ratio small; 0 failures",
+        },
+        {
+            "name": "failed requests during the rollout",
+            "value": float(len(failures)),
+            "unit": "count",
+            "baseline": float(len(samples)),
+            "baseline_name": "requests sent",
+            "goal": "0",
+        },
+        {
+            "name": "server RSS with two versions resident",
+            "value": two_versions,
+            "unit": "MB",
+            "baseline": one_version,
+            "baseline_name": "RSS with one version",
+            "goal": "< 2x",
+        },
+        {
+            "name": "server peak RSS (VmHWM) over the rollout",
+            "value": peak,
+            "unit": "MB",
+            "baseline": one_version,
+            "baseline_name": "RSS with one version",
+            "goal": "< 2x",
+        },
     ]

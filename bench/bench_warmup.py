@@ -14,12 +14,13 @@ import tempfile
 import time
 
 import numpy as np
-
 from deepfake_client.contract import IMAGES_INPUT, MODEL_NAME, WARMUP_FILE
 from deepfake_client.transport.base import Target, make_transport
 
 
-def first_request_ms(repository: pathlib.Path, version: int, size: int, log: pathlib.Path) -> tuple[float, float]:
+def first_request_ms(
+    repository: pathlib.Path, version: int, size: int, log: pathlib.Path
+) -> tuple[float, float]:
     """(first, median of the next 5) request latencies in ms on a fresh server over ``repository``."""
     from serving.config import initial_config, save_config
     from serving.devserver.launcher import start_devserver, stop_devserver
@@ -55,10 +56,28 @@ def run(quick: bool) -> list[dict]:
         warm_first, warm_steady = first_request_ms(warm, result.version, size, pathlib.Path(tmp) / "warm.log")
         cold_first, cold_steady = first_request_ms(cold, result.version, size, pathlib.Path(tmp) / "cold.log")
     return [
-        {"name": f"first request, warmed up ({name}, batch 8)", "value": warm_first, "unit": "ms",
-         "baseline": cold_first, "baseline_name": "first request, no warm-up", "goal": "ratio < 1"},
-        {"name": "first / steady-state request, warmed up", "value": warm_first, "unit": "ms",
-         "baseline": warm_steady, "baseline_name": "steady-state request (median)", "goal": "ratio near 1"},
-        {"name": "first / steady-state request, no warm-up", "value": cold_first, "unit": "ms",
-         "baseline": cold_steady, "baseline_name": "steady-state request (median)", "goal": "(for comparison)"},
+        {
+            "name": f"first request, warmed up ({name}, batch 8)",
+            "value": warm_first,
+            "unit": "ms",
+            "baseline": cold_first,
+            "baseline_name": "first request, no warm-up",
+            "goal": "ratio < 1",
+        },
+        {
+            "name": "first / steady-state request, warmed up",
+            "value": warm_first,
+            "unit": "ms",
+            "baseline": warm_steady,
+            "baseline_name": "steady-state request (median)",
+            "goal": "ratio near 1",
+        },
+        {
+            "name": "first / steady-state request, no warm-up",
+            "value": cold_first,
+            "unit": "ms",
+            "baseline": cold_steady,
+            "baseline_name": "steady-state request (median)",
+            "goal": "(for comparison)",
+        },
     ]

@@ -18,8 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("run", help="training run folder (model.keras + run.json)")
     parser.add_argument("--repository", required=True, help="model repository (holds <model-name>/<N>/)")
-    parser.add_argument("--version", type=int, help="version number (default: highest + 1); refused if it exists")
-    parser.add_argument("--model-name", default=MODEL_NAME, help=f"model directory name (default {MODEL_NAME})")
+    parser.add_argument(
+        "--version", type=int, help="version number (default: highest + 1); refused if it exists"
+    )
+    parser.add_argument(
+        "--model-name", default=MODEL_NAME, help=f"model directory name (default {MODEL_NAME})"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -43,11 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         v = result.validation
         print(f"published {args.model_name} version {result.version} at {result.path}")
-        print(f"  input {result.input_size}x{result.input_size}, crop margin {result.crop_margin}, "
-              f"threshold {result.threshold:.3f}")
-        print(f"  validated: |saved - keras| = {v['max_abs_diff_keras']:.1e}, |encoded - default| = "
-              f"{v['max_abs_diff_encoded']:.1e} (tolerance {v['tolerance']:.0e}), "
-              f"{v['warmup_records']} warm-up records replayed")
+        print(
+            f"  input {result.input_size}x{result.input_size}, crop margin {result.crop_margin}, "
+            f"threshold {result.threshold:.3f}"
+        )
+        print(
+            f"  validated: |saved - keras| = {v['max_abs_diff_keras']:.1e}, |encoded - default| = "
+            f"{v['max_abs_diff_encoded']:.1e} (tolerance {v['tolerance']:.0e}), "
+            f"{v['warmup_records']} warm-up records replayed"
+        )
     return 0
 
 

@@ -36,11 +36,15 @@ def golden_images(input_size: int, count: int = 8, seed: int = 1234) -> np.ndarr
         crop = face[offset : offset + side, :side]
         crop = crop[:, ::-1] if i % 2 else crop
         crop = np.clip(crop.astype(np.float32) * rng.uniform(0.7, 1.2), 0, 255).astype(np.uint8)
-        images.append(cv2.resize(np.ascontiguousarray(crop), (input_size, input_size), interpolation=cv2.INTER_AREA))
+        images.append(
+            cv2.resize(np.ascontiguousarray(crop), (input_size, input_size), interpolation=cv2.INTER_AREA)
+        )
     return np.stack(images)
 
 
-def save_golden(path: str | pathlib.Path, images: np.ndarray, probabilities: np.ndarray, logits: np.ndarray) -> None:
+def save_golden(
+    path: str | pathlib.Path, images: np.ndarray, probabilities: np.ndarray, logits: np.ndarray
+) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
@@ -66,7 +70,6 @@ def model_metadata(
 ) -> dict[str, Any]:
     """The content of model.json (``version`` is filled in by the publish step)."""
     import tensorflow as tf
-
     from deepfake_client import contract
 
     return {
@@ -79,7 +82,9 @@ def model_metadata(
         "threshold": float(threshold),
         "tensorflow_version": tf.__version__,
         "signatures": {
-            contract.DEFAULT_SIGNATURE: {"inputs": {contract.IMAGES_INPUT: f"uint8[-1,{input_size},{input_size},3]"}},
+            contract.DEFAULT_SIGNATURE: {
+                "inputs": {contract.IMAGES_INPUT: f"uint8[-1,{input_size},{input_size},3]"}
+            },
             contract.ENCODED_SIGNATURE: {"inputs": {contract.IMAGE_BYTES_INPUT: "string[-1]"}},
             contract.INFO_SIGNATURE: {"inputs": {contract.INFO_INPUT: "int32[-1]"}},
         },

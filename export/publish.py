@@ -109,7 +109,9 @@ def repository_lock(base: pathlib.Path, timeout_s: float = 60.0) -> Iterator[Non
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise PublishError(f"{base}: another publish holds {LOCK_FILE} for over {timeout_s:.0f} s") from None
+                    raise PublishError(
+                        f"{base}: another publish holds {LOCK_FILE} for over {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield

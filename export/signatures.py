@@ -1,10 +1,10 @@
 """The serving signatures of Contract 2, wrapped around a trained Keras model, saved as a SavedModel.
 
-| signature         | input                                | outputs                                   |
-| ----------------- | ------------------------------------ | ----------------------------------------- |
-| ``serving_default`` | ``images`` uint8 ``[batch, S, S, 3]`` | ``fake_probability``, ``logit`` float32 ``[batch]`` |
-| ``encoded``         | ``image_bytes`` string ``[batch]``    | the same                                  |
-| ``model_info``      | ``batch`` int32 ``[n]`` (dummy)       | ``input_size``, ``crop_margin``, ``threshold`` ``[n]`` |
+- ``serving_default``: ``images`` uint8 ``[batch, S, S, 3]`` -> ``fake_probability`` and
+  ``logit``, float32 ``[batch]``;
+- ``encoded``: ``image_bytes`` string ``[batch]`` (JPEG or PNG crops) -> the same;
+- ``model_info``: ``batch`` int32 ``[n]`` (a dummy) -> ``input_size``, ``crop_margin``,
+  ``threshold``, each ``[n]``.
 
 ``model_info`` is how a client learns what it must know about a version from the server itself, so
 a new version may change its crop margin or threshold without a client release. Its dummy input
@@ -52,9 +52,7 @@ def build_serving_module(model: Any, input_size: int, crop_margin: float, thresh
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.IMAGE_BYTES_INPUT)])
     def encoded(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = tf.map_fn(
-            decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8)
-        )
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
         return score(images)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name=contract.INFO_INPUT)])

@@ -12,10 +12,10 @@ import pathlib
 from typing import Any
 
 import numpy as np
-
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.tensors import make_ndarray
+
 from export.metadata import GOLDEN_TOLERANCE
 
 # (signature, {input: (dtype, shape)}, {output: (dtype, shape)}); -1 = any size, "S" = the input size.
@@ -65,15 +65,26 @@ def check_signatures(loaded: Any, input_size: int) -> None:
         function = loaded.signatures[name]
         actual_inputs = {k: _spec_of(v) for k, v in function.structured_input_signature[1].items()}
         actual_outputs = {k: _spec_of(v) for k, v in function.structured_outputs.items()}
-        for label, expected, actual in (("input", inputs, actual_inputs), ("output", outputs, actual_outputs)):
-            want = {k: (d, [None if s == -1 else input_size if s == "S" else s for s in shape])
-                    for k, (d, shape) in expected.items()}
+        for label, expected, actual in (
+            ("input", inputs, actual_inputs),
+            ("output", outputs, actual_outputs),
+        ):
+            want = {
+                k: (d, [None if s == -1 else input_size if s == "S" else s for s in shape])
+                for k, (d, shape) in expected.items()
+            }
             if want != actual:
                 raise InvalidInputError(f"signature {name!r}: {label}s {actual} != the contract's {want}")
 
 
-def validate_version(path: str | pathlib.Path, keras_model: Any, golden: np.ndarray, input_size: int,
-                     crop_margin: float, threshold: float) -> ValidationReport:
+def validate_version(
+    path: str | pathlib.Path,
+    keras_model: Any,
+    golden: np.ndarray,
+    input_size: int,
+    crop_margin: float,
+    threshold: float,
+) -> ValidationReport:
     """Load the SavedModel at ``path`` and check it; raise ``InvalidInputError`` on any mismatch."""
     import tensorflow as tf
 
@@ -84,19 +95,33 @@ def validate_version(path: str | pathlib.Path, keras_model: Any, golden: np.ndar
     check_signatures(loaded, input_size)
     default = loaded.signatures[contract.DEFAULT_SIGNATURE]
     served = default(**{contract.IMAGES_INPUT: tf.constant(golden)})
-    expected = tf.sigmoid(tf.reshape(tf.cast(keras_model(golden.astype(np.float32), training=False), tf.float32), [-1]))
+    expected = tf.sigmoid(
+        tf.reshape(tf.cast(keras_model(golden.astype(np.float32), training=False), tf.float32), [-1])
+    )
     diff_keras = float(np.max(np.abs(served[contract.PROBABILITY_OUTPUT].numpy() - expected.numpy())))
     if not diff_keras <= GOLDEN_TOLERANCE:
-        raise InvalidInputError(f"exported scores differ from Keras by {diff_keras:.2e} > {GOLDEN_TOLERANCE:.0e}")
+        raise InvalidInputError(
+            f"exported scores differ from Keras by {diff_keras:.2e} > {GOLDEN_TOLERANCE:.0e}"
+        )
     pngs = tf.constant([tf.io.encode_png(image).numpy() for image in golden])
     from_png = loaded.signatures[contract.ENCODED_SIGNATURE](**{contract.IMAGE_BYTES_INPUT: pngs})
-    diff_encoded = float(np.max(np.abs(from_png[contract.PROBABILITY_OUTPUT].numpy()
-                                       - served[contract.PROBABILITY_OUTPUT].numpy())))
+    diff_encoded = float(
+        np.max(
+            np.abs(
+                from_png[contract.PROBABILITY_OUTPUT].numpy() - served[contract.PROBABILITY_OUTPUT].numpy()
+            )
+        )
+    )
     if not diff_encoded <= GOLDEN_TOLERANCE:
-        raise InvalidInputError(f"'encoded' differs from 'serving_default' on PNG crops by {diff_encoded:.2e}")
+        raise InvalidInputError(
+            f"'encoded' differs from 'serving_default' on PNG crops by {diff_encoded:.2e}"
+        )
     info = loaded.signatures[contract.INFO_SIGNATURE](**{contract.INFO_INPUT: tf.constant([0], tf.int32)})
-    got = (int(info[contract.INFO_INPUT_SIZE][0]), float(info[contract.INFO_CROP_MARGIN][0]),
-           float(info[contract.INFO_THRESHOLD][0]))
+    got = (
+        int(info[contract.INFO_INPUT_SIZE][0]),
+        float(info[contract.INFO_CROP_MARGIN][0]),
+        float(info[contract.INFO_THRESHOLD][0]),
+    )
     if got[0] != input_size or abs(got[1] - crop_margin) > 1e-6 or abs(got[2] - threshold) > 1e-6:
         raise InvalidInputError(f"model_info answers {got}, expected {(input_size, crop_margin, threshold)}")
     records = read_warmup(path / contract.WARMUP_FILE)

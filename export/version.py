@@ -12,9 +12,9 @@ import pathlib
 from typing import Any
 
 import orjson
-
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError, NotFoundError
+
 from export.publish import publish_version
 
 RUN_MODEL = "model.keras"
@@ -72,9 +72,18 @@ def model_input_size(model: Any) -> int:
     return int(shape[1])
 
 
-def build_version(staging: pathlib.Path, model: Any, *, crop_margin: float, threshold: float,
-                  backbone: str, dataset: dict | None = None, metrics: dict | None = None,
-                  config: dict | None = None, version: int | None = None) -> dict[str, Any]:
+def build_version(
+    staging: pathlib.Path,
+    model: Any,
+    *,
+    crop_margin: float,
+    threshold: float,
+    backbone: str,
+    dataset: dict | None = None,
+    metrics: dict | None = None,
+    config: dict | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
     """Write a complete, validated version into the empty directory ``staging``."""
     import tensorflow as tf
 
@@ -89,44 +98,89 @@ def build_version(staging: pathlib.Path, model: Any, *, crop_margin: float, thre
     write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size))
     golden = golden_images(size)
     served = module.serving_default(tf.constant(golden))
-    save_golden(staging / GOLDEN_FILE, golden, served[contract.PROBABILITY_OUTPUT].numpy(),
-                served[contract.LOGIT_OUTPUT].numpy())
-    meta = model_metadata(backbone=backbone, input_size=size, crop_margin=crop_margin, threshold=threshold,
-                          dataset=dataset, metrics=metrics, config=config, version=version)
+    save_golden(
+        staging / GOLDEN_FILE,
+        golden,
+        served[contract.PROBABILITY_OUTPUT].numpy(),
+        served[contract.LOGIT_OUTPUT].numpy(),
+    )
+    meta = model_metadata(
+        backbone=backbone,
+        input_size=size,
+        crop_margin=crop_margin,
+        threshold=threshold,
+        dataset=dataset,
+        metrics=metrics,
+        config=config,
+        version=version,
+    )
     report = validate_version(staging, model, golden, size, crop_margin, threshold)
     meta["validation"] = report.as_dict()
     (staging / contract.METADATA_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     return meta
 
 
-def export_model(model: Any, repository: str | pathlib.Path, *, crop_margin: float = contract.DEFAULT_CROP_MARGIN,
-                 threshold: float = contract.DEFAULT_THRESHOLD, backbone: str = "unknown",
-                 dataset: dict | None = None, metrics: dict | None = None, config: dict | None = None,
-                 version: int | None = None, model_name: str = contract.MODEL_NAME) -> ExportResult:
+def export_model(
+    model: Any,
+    repository: str | pathlib.Path,
+    *,
+    crop_margin: float = contract.DEFAULT_CROP_MARGIN,
+    threshold: float = contract.DEFAULT_THRESHOLD,
+    backbone: str = "unknown",
+    dataset: dict | None = None,
+    metrics: dict | None = None,
+    config: dict | None = None,
+    version: int | None = None,
+    model_name: str = contract.MODEL_NAME,
+) -> ExportResult:
     """Export a Keras model as the next (or the given) version of ``model_name`` in ``repository``."""
     model_input_size(model)  # refuse a wrong model before touching the repository
     built: dict[str, Any] = {}
 
     def build(staging: pathlib.Path, number: int) -> None:
-        built.update(build_version(staging, model, crop_margin=crop_margin, threshold=threshold,
-                                   backbone=backbone, dataset=dataset, metrics=metrics, config=config,
-                                   version=number))
+        built.update(
+            build_version(
+                staging,
+                model,
+                crop_margin=crop_margin,
+                threshold=threshold,
+                backbone=backbone,
+                dataset=dataset,
+                metrics=metrics,
+                config=config,
+                version=number,
+            )
+        )
 
     path = publish_version(repository, build, version=version, model_name=model_name)
-    return ExportResult(version=int(path.name), path=str(path), input_size=built["input_size"],
-                        crop_margin=built["crop_margin"], threshold=built["threshold"],
-                        validation=built["validation"])
+    return ExportResult(
+        version=int(path.name),
+        path=str(path),
+        input_size=built["input_size"],
+        crop_margin=built["crop_margin"],
+        threshold=built["threshold"],
+        validation=built["validation"],
+    )
 
 
-def export_run(run_dir: str | pathlib.Path, repository: str | pathlib.Path, *, version: int | None = None,
-               model_name: str = contract.MODEL_NAME) -> ExportResult:
+def export_run(
+    run_dir: str | pathlib.Path,
+    repository: str | pathlib.Path,
+    *,
+    version: int | None = None,
+    model_name: str = contract.MODEL_NAME,
+) -> ExportResult:
     """Export a training run (``model.keras`` + ``run.json``) as the next version in ``repository``."""
     model, info = read_run(run_dir)
     return export_model(
-        model, repository,
+        model,
+        repository,
         crop_margin=float(info.get("crop_margin", contract.DEFAULT_CROP_MARGIN)),
         threshold=float(info.get("threshold", contract.DEFAULT_THRESHOLD)),
         backbone=str(info.get("backbone", "unknown")),
-        dataset=info.get("dataset"), metrics=info.get("metrics"), config=info.get("config"),
-        version=version, model_name=model_name,
+        dataset=info.get("dataset"),
+        metrics=info.get("metrics"),
+        config=info.get("config"),
+        version=version,
+        model_name=model_name,
     )

@@ -19,29 +19,45 @@ def build_parser() -> argparse.ArgumentParser:
         "or roll stable back. Every change is an atomic rewrite of models.config plus, over gRPC, a "
         "HandleReloadConfigRequest.",
     )
-    parser.add_argument("--repository", default=os.environ.get("MODEL_REPOSITORY", "models"),
-                        help="model repository on this host (default $MODEL_REPOSITORY or ./models)")
+    parser.add_argument(
+        "--repository",
+        default=os.environ.get("MODEL_REPOSITORY", "models"),
+        help="model repository on this host (default $MODEL_REPOSITORY or ./models)",
+    )
     parser.add_argument("--config", help="model config file (default <repository>/models.config)")
-    parser.add_argument("--server", action="append",
-                        help="TF Serving: grpc://host:8500 (reloads at once) or http://host:8501; repeat it for "
-                        "every replica that reads the repository (default $DEEPFAKE_SERVER or grpc://127.0.0.1:8500)")
+    parser.add_argument(
+        "--server",
+        action="append",
+        help="TF Serving: grpc://host:8500 (reloads at once) or http://host:8501; repeat it for "
+        "every replica that reads the repository (default $DEEPFAKE_SERVER or grpc://127.0.0.1:8500)",
+    )
     parser.add_argument("--model-name", default=MODEL_NAME)
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="seconds a version may take to become AVAILABLE (default 300)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="seconds a version may take to become AVAILABLE (default 300)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="versions on disk, in the config and on the server; labels")
     publish = commands.add_parser("publish", help="publish a run folder or SavedModel as a new version")
-    publish.add_argument("source", help="training run (model.keras + run.json) or exported SavedModel directory")
+    publish.add_argument(
+        "source", help="training run (model.keras + run.json) or exported SavedModel directory"
+    )
     publish.add_argument("--version", type=int, help="version number (default: highest + 1)")
-    publish.add_argument("--server-base-path",
-                         help="base path the server sees, for a new models.config (e.g. /models/deepfake_detector "
-                         "in Docker; default: this host's absolute path)")
+    publish.add_argument(
+        "--server-base-path",
+        help="base path the server sees, for a new models.config (e.g. /models/deepfake_detector "
+        "in Docker; default: this host's absolute path)",
+    )
     canary = commands.add_parser("canary", help="serve a version, check it, label it canary")
     canary.add_argument("version", nargs="?", type=int, help="version (default: the newest published)")
     promote = commands.add_parser("promote", help="stable := canary; retire old versions")
-    promote.add_argument("--keep", type=int, default=2, help="served versions to keep up to stable (default 2)")
+    promote.add_argument(
+        "--keep", type=int, default=2, help="served versions to keep up to stable (default 2)"
+    )
     commands.add_parser("rollback", help="stable back to the previous version; drop the canary")
     return parser
 
@@ -68,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             result: object = rollout.status()
         elif args.command == "publish":
-            result = {"version": rollout.publish(args.source, version=args.version,
-                                                 server_base_path=args.server_base_path)}
+            result = {
+                "version": rollout.publish(
+                    args.source, version=args.version, server_base_path=args.server_base_path
+                )
+            }
         elif args.command == "canary":
             result = {"canary": rollout.canary(args.version)}
         elif args.command == "promote":
@@ -87,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json or args.command == "status":
         import orjson
 
-        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n"
+        )
     else:
         print(" ".join(f"{k}={v}" for k, v in result.items()))  # type: ignore[union-attr]
     return 0

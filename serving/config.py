@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.contract import MODEL_NAME, STABLE_LABEL
 from deepfake_client.errors import InvalidInputError, NotFoundError
+
 from export.publish import atomic_write_text
 
 POLICIES = ("latest", "all", "specific")
@@ -167,6 +168,11 @@ def initial_config(base_path: str, version: int, model_name: str = MODEL_NAME) -
     The ``specific`` policy (never ``latest``) keeps publishing a version from serving it: only the
     rollout's ``canary`` step adds a version to what is served.
     """
-    entry = ModelEntry(name=model_name, base_path=base_path, policy="specific", versions=(version,),
-                       labels={STABLE_LABEL: version})
+    entry = ModelEntry(
+        name=model_name,
+        base_path=base_path,
+        policy="specific",
+        versions=(version,),
+        labels={STABLE_LABEL: version},
+    )
     return ServingConfig(models=(entry,))

@@ -17,8 +17,8 @@ import sys
 import time
 
 import orjson
-
 from deepfake_client.errors import DeepfakeError
+
 from serving.devserver.launcher import start_devserver, stop_devserver
 
 
@@ -30,6 +30,7 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
     """Run the chain into ``out`` (emptied first); return the summary that is also written as JSON."""
     from deepfake_client import DetectorClient
     from deepfake_client.verdict import format_table
+
     from serving.rollout import Rollout
     from training.config import load_config
     from training.prepare import prepare_dataset
@@ -73,7 +74,9 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
     videos = {}
     for label in ("real", "fake"):
         path = samples / f"sample_{label}.mp4"
-        write_video(path, synthetic_frames(label == "fake", 24, 360, 640, seed=10_000 + (label == "fake")), fps=12)
+        write_video(
+            path, synthetic_frames(label == "fake", 24, 360, 640, seed=10_000 + (label == "fake")), fps=12
+        )
         videos[label] = path
 
     start = time.perf_counter()

@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
-
 from deepfake_client import contract
 from deepfake_client.errors import DeadlineExceededError, DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.transport.base import Target, Transport
+
 from export.metadata import GOLDEN_FILE, GOLDEN_TOLERANCE, load_golden
 from export.publish import list_versions, model_dir
 from serving.config import ModelEntry, ServingConfig, initial_config, load_config, save_config
@@ -103,8 +103,9 @@ class Rollout:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def publish(self, source: str | pathlib.Path, *, version: int | None = None,
-                server_base_path: str | None = None) -> int:
+    def publish(
+        self, source: str | pathlib.Path, *, version: int | None = None, server_base_path: str | None = None
+    ) -> int:
         """Publish a run folder or an exported SavedModel as a new version; does not serve it.
 
         The first version of a repository also gets the initial config (served, labelled stable).
@@ -113,15 +114,20 @@ class Rollout:
         if (source / "saved_model.pb").is_file():
             from export.publish import copy_saved_model, publish_version
 
-            number = int(publish_version(self.repository, copy_saved_model(source), version=version,
-                                         model_name=self.model).name)
+            number = int(
+                publish_version(
+                    self.repository, copy_saved_model(source), version=version, model_name=self.model
+                ).name
+            )
         elif (source / "model.keras").is_file():
             try:
                 from export.version import export_run
             except ImportError as err:  # TensorFlow is not installed on this host
                 raise InvalidInputError(
-                    f"{source}: publishing a training run needs TensorFlow (pip install 'deepfake-serving[train]'); "
-                    "or export it elsewhere and publish the SavedModel directory") from err
+                    f"{source}: publishing a training run needs TensorFlow "
+                    "(pip install 'deepfake-serving[train]'); "
+                    "or export it elsewhere and publish the SavedModel directory"
+                ) from err
             number = export_run(source, self.repository, version=version, model_name=self.model).version
         else:
             raise NotFoundError(f"{source}: neither a SavedModel directory nor a training run (model.keras)")
@@ -133,7 +139,7 @@ class Rollout:
         return number
 
     def canary(self, version: int | None = None) -> int:
-        """Serve ``version`` (default: the newest published), check it on its golden batch, label it canary."""
+        """Serve ``version`` (default: the newest published), check its golden batch, label it canary."""
         with self._lock():
             entry = self._specific_entry()
             published = self.published()
@@ -142,7 +148,9 @@ class Rollout:
                     raise NotFoundError(f"no version of {self.model} is published in {self.repository}")
                 version = published[-1]
             if version not in published:
-                raise NotFoundError(f"version {version} of {self.model} is not published in {self.repository}")
+                raise NotFoundError(
+                    f"version {version} of {self.model} is not published in {self.repository}"
+                )
             before = entry
             if version not in entry.versions:
                 self._apply(entry.replace(versions=entry.versions + (version,)), before)
@@ -169,7 +177,7 @@ class Rollout:
             self._wait_available(canary)
             labels = {k: v for k, v in entry.labels.items() if k != contract.CANARY_LABEL}
             labels[contract.STABLE_LABEL] = canary
-            kept = [v for v in entry.versions if v <= canary][-max(1, keep):]
+            kept = [v for v in entry.versions if v <= canary][-max(1, keep) :]
             versions = tuple(sorted(set(kept) | {v for v in entry.versions if v > canary}))
             self._apply(entry.replace(labels=labels, versions=versions), entry)
             retired = sorted(set(entry.versions) - set(versions))
@@ -201,7 +209,10 @@ class Rollout:
             # Labels move first (to versions that are loaded), then the canary stops being served.
             self._apply(self._specific_entry().replace(labels=labels), entry)
             self._apply(self._specific_entry().replace(versions=versions), entry)
-            self.log(f"stable -> version {previous} (was {stable})" + (f"; canary {canary} dropped" if canary else ""))
+            self.log(
+                f"stable -> version {previous} (was {stable})"
+                + (f"; canary {canary} dropped" if canary else "")
+            )
             return previous
 
     # -- machinery -------------------------------------------------------------------------------
@@ -243,15 +254,18 @@ class Rollout:
             state = "UNKNOWN"
             while state != "AVAILABLE":
                 if time.monotonic() > deadline:
-                    raise DeadlineExceededError(f"version {version} did not become AVAILABLE on {server.url} "
-                                                f"within {self.wait_timeout_s:g} s (last state {state})")
+                    raise DeadlineExceededError(
+                        f"version {version} did not become AVAILABLE on {server.url} "
+                        f"within {self.wait_timeout_s:g} s (last state {state})"
+                    )
                 try:
                     state = server.status(Target(self.model, version=version)).get(version, "UNKNOWN")
                 except NotFoundError:
                     state = "NOT_LOADED"
                 if state == "END":
-                    raise RolloutError(f"version {version} failed to load on {server.url} (state END); "
-                                       "see the server's log")
+                    raise RolloutError(
+                        f"version {version} failed to load on {server.url} (state END); see the server's log"
+                    )
                 if state != "AVAILABLE":
                     time.sleep(self.poll_s)
 
@@ -262,19 +276,27 @@ class Rollout:
         golden = load_golden(path)
         images, expected = golden["images"], golden[contract.PROBABILITY_OUTPUT]
         for server in self._servers():
-            result = server.predict(Target(self.model, version=version), contract.DEFAULT_SIGNATURE,
-                                    {contract.IMAGES_INPUT: images})
+            result = server.predict(
+                Target(self.model, version=version),
+                contract.DEFAULT_SIGNATURE,
+                {contract.IMAGES_INPUT: images},
+            )
             got = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float32).reshape(-1)
             if got.shape != expected.shape:
-                raise RolloutError(f"version {version} on {server.url}: the golden batch gave {got.shape[0]} "
-                                   f"scores, expected {expected.shape[0]}")
+                raise RolloutError(
+                    f"version {version} on {server.url}: the golden batch gave {got.shape[0]} "
+                    f"scores, expected {expected.shape[0]}"
+                )
             worst = float(np.max(np.abs(got - expected)))
             if not worst <= GOLDEN_TOLERANCE:
                 raise RolloutError(
                     f"version {version} on {server.url} does not answer its golden batch as exported: "
                     f"max |served - exported| = {worst:.3g} > {GOLDEN_TOLERANCE:g} "
-                    f"(served {np.round(got, 4).tolist()}, exported {np.round(expected, 4).tolist()})")
-            self.log(f"{server.url}: golden batch of {len(expected)} crops matches (max difference {worst:.2g})")
+                    f"(served {np.round(got, 4).tolist()}, exported {np.round(expected, 4).tolist()})"
+                )
+            self.log(
+                f"{server.url}: golden batch of {len(expected)} crops matches (max difference {worst:.2g})"
+            )
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -283,7 +305,9 @@ class Rollout:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RolloutError(f"another rollout is running on {self.repository} (lock {LOCK_FILE})") from None
+                raise RolloutError(
+                    f"another rollout is running on {self.repository} (lock {LOCK_FILE})"
+                ) from None
             try:
                 yield
             finally:

@@ -10,6 +10,11 @@ import subprocess
 import numpy as np
 import pytest
 
+from serving.devserver import launcher
+from serving.devserver.launcher import DevServerProcess, free_port, stop_devserver
+
+__all__ = ["DevServerProcess", "free_port", "start_devserver", "stop_devserver"]
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -88,74 +93,25 @@ def _quiet_tensorflow() -> None:
 # over a temporary repository holding the exported `deepfake_detector` version 1, labelled stable.
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class DevServerProcess:
-    """A running dev server: ``grpc_url``, ``rest_url``, ``repository``, ``config_path``, ``process``."""
-
-    def __init__(self, process: subprocess.Popen, grpc_port: int, rest_port: int, repository: pathlib.Path,
-                 config_path: pathlib.Path, log_path: pathlib.Path) -> None:
-        self.process = process
-        self.grpc_url = f"grpc://127.0.0.1:{grpc_port}"
-        self.rest_url = f"http://127.0.0.1:{rest_port}"
-        self.grpc_target = f"127.0.0.1:{grpc_port}"
-        self.repository = repository
-        self.config_path = config_path
-        self.log_path = log_path
-
-    def log(self) -> str:
-        """The server's stderr so far."""
-        return self.log_path.read_text(errors="replace")
-
-
-def start_devserver(repository: pathlib.Path, config_path: pathlib.Path, log_path: pathlib.Path, *extra: str,
-                    model: str = "deepfake_detector", timeout_s: float = 120.0) -> DevServerProcess:
-    """Start ``python -m serving.devserver`` and wait until ``model`` has an AVAILABLE version."""
-    import sys
-    import time
-    import urllib.request
-
-    grpc_port, rest_port = free_port(), free_port()
-    command = [sys.executable, "-m", "serving.devserver", f"--port={grpc_port}",
-               f"--rest_api_port={rest_port}",
-               f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1",
-               "--file_system_poll_wait_seconds=1", "--max_num_load_retries=0", *extra]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    server = DevServerProcess(process, grpc_port, rest_port, repository, config_path, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dev server exited with {process.returncode}:\n{server.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{server.rest_url}/v1/models/{model}", timeout=2) as reply:
-                if b'"AVAILABLE"' in reply.read():
-                    return server
-        except OSError:
-            pass
-        time.sleep(0.3)
-    stop_devserver(server)
-    raise RuntimeError(f"dev server did not serve {model} within {timeout_s} s:\n{server.log()[-3000:]}")
-
-
-def stop_devserver(server: DevServerProcess) -> int:
-    """SIGTERM, wait for the graceful exit (kill after 30 s); the exit code."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(10)
-    return server.process.returncode
+def start_devserver(
+    repository: pathlib.Path,
+    config_path: pathlib.Path,
+    log_path: pathlib.Path,
+    *extra: str,
+    model: str = "deepfake_detector",
+    timeout_s: float = 120.0,
+) -> DevServerProcess:
+    """A dev server over ``config_path``; labels at start-up only if ``extra`` allows them; no retries."""
+    return launcher.start_devserver(
+        config_path,
+        log_path,
+        "--max_num_load_retries=0",
+        *extra,
+        model=model,
+        labels_at_startup=False,
+        timeout_s=timeout_s,
+        repository=repository,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -169,8 +125,9 @@ def devserver(tmp_path_factory: pytest.TempPathFactory, exported_version: pathli
     shutil.copytree(exported_version, base / "1")
     config_path = repository / "models.config"
     save_config(config_path, initial_config(str(base), 1))
-    server = start_devserver(repository, config_path, root / "devserver.log",
-                             "--allow_version_labels_for_unavailable_models=true")
+    server = start_devserver(
+        repository, config_path, root / "devserver.log", "--allow_version_labels_for_unavailable_models=true"
+    )
     yield server
     stop_devserver(server)
 

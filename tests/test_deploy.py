@@ -19,9 +19,11 @@ class ComposeLoader(yaml.SafeLoader):
 ComposeLoader.add_constructor("!reset", lambda loader, node: None)
 ComposeLoader.add_constructor(
     "!override",
-    lambda loader, node: loader.construct_mapping(node)
-    if isinstance(node, yaml.MappingNode)
-    else loader.construct_sequence(node),
+    lambda loader, node: (
+        loader.construct_mapping(node)
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_sequence(node)
+    ),
 )
 
 
@@ -71,24 +73,26 @@ def test_models_config_parses_with_tf_servings_proto() -> None:
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    config = text_format.Parse((ROOT / "serving/models.config").read_text(),
-                               model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(
+        (ROOT / "serving/models.config").read_text(), model_server_config_pb2.ModelServerConfig()
+    )
     assert config.model_config_list.config[0].name == "deepfake_detector"
 
 
 def test_batching_and_monitoring_files_parse() -> None:
     # tensorflow-serving-api does not ship these two messages; the project's copy has TF Serving's
     # field names (all the text format uses) and numbers.
+    from deepfake_client._proto import tfs_pb2
     from google.protobuf import text_format
 
-    from deepfake_client._proto import tfs_pb2
-
-    batching = text_format.Parse((ROOT / "serving/batching_parameters.txt").read_text(),
-                                 tfs_pb2.BatchingParameters())
+    batching = text_format.Parse(
+        (ROOT / "serving/batching_parameters.txt").read_text(), tfs_pb2.BatchingParameters()
+    )
     assert batching.max_batch_size.value == max(batching.allowed_batch_sizes)
     assert batching.batch_timeout_micros.value <= 10_000  # a few ms
-    monitoring = text_format.Parse((ROOT / "serving/monitoring.config").read_text(),
-                                   tfs_pb2.MonitoringConfig())
+    monitoring = text_format.Parse(
+        (ROOT / "serving/monitoring.config").read_text(), tfs_pb2.MonitoringConfig()
+    )
     assert monitoring.prometheus_config.enable
 
 
@@ -96,5 +100,7 @@ def test_warmup_batch_sizes_are_allowed_batch_sizes() -> None:
     from export.warmup import DEFAULT_BATCH_SIZES
 
     text = (ROOT / "serving/batching_parameters.txt").read_text()
-    allowed = {int(line.split(":")[1]) for line in text.splitlines() if line.startswith("allowed_batch_sizes")}
+    allowed = {
+        int(line.split(":")[1]) for line in text.splitlines() if line.startswith("allowed_batch_sizes")
+    }
     assert set(DEFAULT_BATCH_SIZES) <= allowed

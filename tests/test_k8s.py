@@ -88,6 +88,10 @@ def test_replicas_serve_the_shared_repository_like_compose() -> None:
 
 def test_configmap_matches_the_serving_files() -> None:
     config = next(d for d in documents() if d["kind"] == "ConfigMap")
-    strip = lambda text: [l for l in text.splitlines() if l.strip() and not l.startswith("#")]  # noqa: E731
-    assert strip(config["data"]["batching_parameters.txt"]) == strip((ROOT / "serving/batching_parameters.txt").read_text())
-    assert strip(config["data"]["monitoring.config"]) == strip((ROOT / "serving/monitoring.config").read_text())
+    strip = lambda text: [x for x in text.splitlines() if x.strip() and not x.startswith("#")]  # noqa: E731
+    assert strip(config["data"]["batching_parameters.txt"]) == strip(
+        (ROOT / "serving/batching_parameters.txt").read_text()
+    )
+    assert strip(config["data"]["monitoring.config"]) == strip(
+        (ROOT / "serving/monitoring.config").read_text()
+    )

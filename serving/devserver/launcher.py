@@ -36,8 +36,9 @@ class DevServerProcess:
     process: subprocess.Popen
     grpc_port: int
     rest_port: int
-    config_path: pathlib.Path
+    config_path: pathlib.Path | None
     log_path: pathlib.Path
+    repository: pathlib.Path | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -57,18 +58,31 @@ class DevServerProcess:
 
 
 def start_devserver(
-    config_path: str | pathlib.Path,
+    config_path: str | pathlib.Path | None,
     log_path: str | pathlib.Path,
     *extra: str,
     model: str = MODEL_NAME,
+    labels_at_startup: bool = True,
     timeout_s: float = 120.0,
+    repository: pathlib.Path | None = None,
 ) -> DevServerProcess:
-    """Start ``python -m serving.devserver`` over ``config_path``; wait until ``model`` is AVAILABLE.
+    """Start ``python -m serving.devserver`` and wait until ``model`` has an AVAILABLE version.
+
+    Args:
+        config_path: the model config file, polled every second; ``None`` when ``extra`` names the
+            model with ``--model_name`` and ``--model_base_path``.
+        log_path: where the server's output goes.
+        extra: more TF Serving flags (``--flag=value``).
+        model: the model to wait for.
+        labels_at_startup: pass ``--allow_version_labels_for_unavailable_models=true``, as
+            docker-compose.yml does.
+        timeout_s: how long to wait for an AVAILABLE version.
+        repository: recorded on the result, for the caller's convenience.
 
     Raises:
         ServerUnavailableError: the process exited or no version became AVAILABLE in time.
     """
-    config_path, log_path = pathlib.Path(config_path), pathlib.Path(log_path)
+    log_path = pathlib.Path(log_path)
     grpc_port, rest_port = free_port(), free_port()
     command = [
         sys.executable,
@@ -76,16 +90,18 @@ def start_devserver(
         "serving.devserver",
         f"--port={grpc_port}",
         f"--rest_api_port={rest_port}",
-        f"--model_config_file={config_path}",
-        "--model_config_file_poll_wait_seconds=1",
         "--file_system_poll_wait_seconds=1",
-        "--allow_version_labels_for_unavailable_models=true",
-        *extra,
     ]
+    if config_path is not None:
+        config_path = pathlib.Path(config_path)
+        command += [f"--model_config_file={config_path}", "--model_config_file_poll_wait_seconds=1"]
+    if labels_at_startup:
+        command.append("--allow_version_labels_for_unavailable_models=true")
+    command += extra
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    server = DevServerProcess(process, grpc_port, rest_port, config_path, log_path)
+    server = DevServerProcess(process, grpc_port, rest_port, config_path, log_path, repository)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pathlib
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import orjson
 import pytest
-
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError, NotFoundError
 
@@ -27,12 +26,16 @@ def test_signatures_give_keras_scores(exported_version: pathlib.Path) -> None:
     assert set(loaded.signatures) == {"serving_default", "encoded", "model_info"}
     images = np.random.default_rng(5).integers(0, 256, size=(5, 64, 64, 3), dtype=np.uint8)
     served = loaded.signatures["serving_default"](images=tf.constant(images))
-    keras_logits = tiny_keras_model()(images.astype(np.float32)).numpy().reshape(-1)  # same seed, same weights
+    keras_logits = (
+        tiny_keras_model()(images.astype(np.float32)).numpy().reshape(-1)
+    )  # same seed, same weights
     np.testing.assert_allclose(served["logit"].numpy(), keras_logits, atol=1e-5)
     np.testing.assert_allclose(served["fake_probability"].numpy(), 1 / (1 + np.exp(-keras_logits)), atol=1e-6)
     pngs = tf.constant([tf.io.encode_png(i).numpy() for i in images])
     from_png = loaded.signatures["encoded"](image_bytes=pngs)
-    np.testing.assert_allclose(from_png["fake_probability"].numpy(), served["fake_probability"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        from_png["fake_probability"].numpy(), served["fake_probability"].numpy(), atol=1e-6
+    )
     info = loaded.signatures["model_info"](batch=tf.constant([0, 0, 0]))
     assert info["input_size"].numpy().tolist() == [64, 64, 64]
     np.testing.assert_allclose(info["crop_margin"].numpy(), contract.DEFAULT_CROP_MARGIN)
@@ -49,11 +52,14 @@ def test_encoded_resizes_other_sizes(exported_version: pathlib.Path) -> None:
 
 @pytest.mark.slow
 def test_saved_model_cli_shows_the_contract(exported_version: pathlib.Path) -> None:
-    cli = shutil.which("saved_model_cli", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    cli = shutil.which(
+        "saved_model_cli", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    )
     if cli is None:
         pytest.skip("saved_model_cli is not on PATH")
-    shown = subprocess.run([cli, "show", "--dir", str(exported_version), "--all"],
-                           capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [cli, "show", "--dir", str(exported_version), "--all"], capture_output=True, text=True, check=True
+    ).stdout
     compact = " ".join(shown.split())
     assert "signature_def['serving_default']" in compact
     assert "inputs['images'] tensor_info: dtype: DT_UINT8 shape: (-1, 64, 64, 3)" in compact
@@ -64,21 +70,30 @@ def test_saved_model_cli_shows_the_contract(exported_version: pathlib.Path) -> N
     assert "jit_compile" not in compact or "jit_compile: true" not in compact.lower()
 
 
-def test_warmup_parses_with_official_prediction_log_and_every_record_runs(exported_version: pathlib.Path) -> None:
+def test_warmup_parses_with_official_prediction_log_and_every_record_runs(
+    exported_version: pathlib.Path,
+) -> None:
     import tensorflow as tf
 
     prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
     loaded = tf.saved_model.load(str(exported_version))
-    records = [prediction_log_pb2.PredictionLog.FromString(raw.numpy())
-               for raw in tf.data.TFRecordDataset(str(exported_version / contract.WARMUP_FILE))]
+    records = [
+        prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        for raw in tf.data.TFRecordDataset(str(exported_version / contract.WARMUP_FILE))
+    ]
     assert {r.predict_log.request.model_spec.signature_name for r in records} == {
-        "serving_default", "encoded", "model_info"}
+        "serving_default",
+        "encoded",
+        "model_info",
+    }
     batch_sizes = set()
     for record in records:
         request = record.predict_log.request
         assert request.model_spec.name == contract.MODEL_NAME
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        outputs = loaded.signatures[request.model_spec.signature_name](**{k: tf.constant(v) for k, v in inputs.items()})
+        outputs = loaded.signatures[request.model_spec.signature_name](
+            **{k: tf.constant(v) for k, v in inputs.items()}
+        )
         first = next(iter(inputs.values()))
         assert all(o.shape[0] == first.shape[0] for o in outputs.values())
         batch_sizes.add((request.model_spec.signature_name, first.shape[0]))

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
-
 from deepfake_client import contract
 from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
 from deepfake_client.transport.base import make_transport
+
 from serving.cli import main as rollout_main
 from serving.config import load_config
 from serving.rollout import Rollout, RolloutError
@@ -73,8 +73,12 @@ class Load:
 def test_full_rollout_under_load_fails_no_request(tmp_path, exported_version, devserver_launcher) -> None:
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
-    server = start(repository, repository / "models.config", tmp_path / "server.log",
-                   "--allow_version_labels_for_unavailable_models=true")
+    server = start(
+        repository,
+        repository / "models.config",
+        tmp_path / "server.log",
+        "--allow_version_labels_for_unavailable_models=true",
+    )
     transport = make_transport(server.grpc_url)
     try:
         rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=60)
@@ -107,8 +111,9 @@ def test_refusals_leave_the_config_as_it_was(tmp_path, exported_version, devserv
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
     config_path = repository / "models.config"
-    server = start(repository, config_path, tmp_path / "server.log",
-                   "--allow_version_labels_for_unavailable_models=true")
+    server = start(
+        repository, config_path, tmp_path / "server.log", "--allow_version_labels_for_unavailable_models=true"
+    )
     transport = make_transport(server.grpc_url)
     try:
         rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=20)
@@ -124,8 +129,12 @@ def test_refusals_leave_the_config_as_it_was(tmp_path, exported_version, devserv
         with pytest.raises(RolloutError, match="golden batch"):
             rollout.canary(second)
         assert config_path.read_text() == original
-        assert rollout_main(["--repository", str(repository), "--server", server.grpc_url, "canary",
-                             str(second)]) == RolloutError.exit_code
+        assert (
+            rollout_main(
+                ["--repository", str(repository), "--server", server.grpc_url, "canary", str(second)]
+            )
+            == RolloutError.exit_code
+        )
 
         # A version that never loads (corrupt variables): refused, config restored.
         broken = repository / "deepfake_detector" / "3"
