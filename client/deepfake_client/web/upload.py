@@ -1,0 +1,242 @@
+"""Receiving one uploaded file: streamed to a uniquely named temporary file, size-limited while streaming.
+
+The request body is fed chunk by chunk to python-multipart's push parser; the bytes of the file
+part go straight to ``mkstemp`` in the upload folder. Nothing is buffered in memory beyond one
+chunk, the size limit is enforced on the bytes received (``Content-Length`` is only an early
+refusal), and on any failure (too large, bad multipart, the client hanging up) the partial file is
+removed before the error propagates. The caller removes the file after the scan (``Upload.remove``).
+
+What kind of media a file is comes from its name's suffix, then its declared content type, then
+its first bytes; the temporary file gets the matching suffix, which is how the client tells videos
+from images.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from deepfake_client.errors import InvalidInputError
+from deepfake_client.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+FILE_FIELD = "file"
+MAX_FIELD_BYTES = 64 * 1024  # a non-file form field (none is used; a bound so none can be abused)
+SNIFF_BYTES = 64
+
+CONTENT_TYPE_SUFFIXES = {
+    "image/jpeg": ".jpg", "image/pjpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp",
+    "image/webp": ".webp", "image/tiff": ".tiff", "video/mp4": ".mp4", "video/quicktime": ".mov",
+    "video/x-msvideo": ".avi", "video/avi": ".avi", "video/x-matroska": ".mkv", "video/webm": ".webm",
+    "video/x-m4v": ".m4v", "video/mpeg": ".mpg",
+}  # fmt: skip
+GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+class UploadTooLargeError(InvalidInputError):
+    """Raised when an upload goes over the gateway's size limit (checked while it streams)."""
+
+    http_status = 413
+
+
+class UnsupportedMediaError(InvalidInputError):
+    """Raised when an upload is neither a supported image nor a supported video type."""
+
+    http_status = 415
+
+
+class ClientGoneError(InvalidInputError):
+    """Raised when the client disconnects before the upload is complete."""
+
+    http_status = 400
+
+
+@dataclass
+class Upload:
+    """One received file: where it is on disk, what the client called it, and what it is."""
+
+    path: pathlib.Path
+    filename: str
+    content_type: str
+    size: int
+    kind: str  # "image" or "video"
+
+    def remove(self) -> None:
+        """Delete the temporary file (idempotent)."""
+        self.path.unlink(missing_ok=True)
+
+
+def sniff_suffix(head: bytes) -> str | None:
+    """A file suffix for the media type the first bytes of a file show, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return ".bmp"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return ".avi"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return ".tiff"
+    if head[4:8] == b"ftyp":
+        return ".mov" if head[8:10] == b"qt" else ".mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return ".webm" if b"webm" in head else ".mkv"
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return ".mpg"
+    return None
+
+
+def media_suffix(filename: str, content_type: str, head: bytes) -> str:
+    """The suffix the temporary file gets: from the name, else the content type, else the bytes.
+
+    Raises:
+        UnsupportedMediaError: nothing says this is a supported image or video.
+        InvalidInputError: the file is empty.
+    """
+    if not head:
+        raise InvalidInputError(f"{filename or 'the upload'}: the file is empty")
+    suffix = pathlib.PurePath(filename).suffix.lower()
+    if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES:
+        return suffix
+    declared = content_type.split(";")[0].strip().lower()
+    if declared in CONTENT_TYPE_SUFFIXES:
+        return CONTENT_TYPE_SUFFIXES[declared]
+    sniffed = sniff_suffix(head)
+    if sniffed and (not suffix or declared in GENERIC_CONTENT_TYPES):
+        return sniffed
+    what = ", ".join(x for x in (suffix, declared) if x) or "no type given"
+    known = " ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+    raise UnsupportedMediaError(f"{filename or 'the upload'}: not a supported image or video ({what}); supported: {known}")
+
+
+async def receive_upload(
+    headers: dict[str, str],
+    stream: AsyncIterator[bytes],
+    *,
+    directory: pathlib.Path,
+    max_bytes: int,
+) -> Upload:
+    """Stream the ``file`` part of a ``multipart/form-data`` body to a temporary file in ``directory``.
+
+    Args:
+        headers: the request headers (lower-case names).
+        stream: the request body, chunk by chunk (Starlette's ``request.stream()``).
+        directory: where the temporary file goes (created if missing).
+        max_bytes: the most body bytes accepted; more is refused as soon as it arrives.
+
+    Raises:
+        UploadTooLargeError: the body is (or says it will be) larger than ``max_bytes``.
+        UnsupportedMediaError: not multipart, or the file is not a supported image or video.
+        InvalidInputError: no file part, an empty file, more than one file, or malformed multipart.
+        ClientGoneError: the client disconnected mid-upload.
+    """
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+    from starlette.requests import ClientDisconnect
+
+    declared_length = headers.get("content-length")
+    if declared_length and declared_length.isdigit() and int(declared_length) > max_bytes:
+        raise UploadTooLargeError(
+            f"the upload is {int(declared_length) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"
+        )
+    kind, options = parse_options_header(headers.get("content-type", ""))
+    if kind != b"multipart/form-data" or b"boundary" not in options:
+        raise UnsupportedMediaError(
+            f"send the file as multipart/form-data in a field named {FILE_FIELD!r} "
+            f"(got {kind.decode('latin-1') or 'no content type'})"
+        )
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state: dict = {"headers": {}, "header_name": b"", "header_value": b"", "fd": None, "path": None,
+                   "in_file": False, "field_bytes": 0, "files": 0, "filename": "", "content_type": "",
+                   "size": 0, "head": b""}  # fmt: skip
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header_name"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        state["header_value"] += data[start:end]
+
+    def on_header_end() -> None:
+        state["headers"][state["header_name"].lower()] = state["header_value"]
+        state["header_name"], state["header_value"] = b"", b""
+
+    def on_headers_finished() -> None:
+        part_headers = state["headers"]
+        state["headers"] = {}
+        _, disposition = parse_options_header(part_headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        state["in_file"] = name == FILE_FIELD and b"filename" in disposition
+        if not state["in_file"]:
+            state["field_bytes"] = 0
+            return
+        state["files"] += 1
+        if state["files"] > 1:
+            raise InvalidInputError("send one file per request")
+        state["filename"] = pathlib.PurePath(disposition[b"filename"].decode("utf-8", "replace")).name[:200]
+        state["content_type"] = part_headers.get(b"content-type", b"").decode("latin-1")
+        fd, path = _make_temp(directory)
+        state["fd"], state["path"] = fd, path
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if not state["in_file"]:
+            state["field_bytes"] += end - start
+            if state["field_bytes"] > MAX_FIELD_BYTES:
+                raise InvalidInputError("a form field is too large")
+            return
+        chunk = data[start:end]
+        if len(state["head"]) < SNIFF_BYTES:
+            state["head"] += chunk[: SNIFF_BYTES - len(state["head"])]
+        # A write of one chunk to the page cache: microseconds, not worth a thread hop.
+        os.write(state["fd"], chunk)
+        state["size"] += len(chunk)
+
+    def on_part_end() -> None:
+        state["in_file"] = False
+
+    parser = MultipartParser(options[b"boundary"], {
+        "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
+    })  # fmt: skip
+    received = 0
+    try:
+        try:
+            async for chunk in stream:
+                received += len(chunk)
+                if received > max_bytes:
+                    raise UploadTooLargeError(f"the upload is over the limit of {max_bytes / 1e6:.1f} MB")
+                parser.write(chunk)
+            parser.finalize()
+        except ClientDisconnect as err:
+            raise ClientGoneError("the client disconnected before the upload was complete") from err
+        except FormParserError as err:
+            raise InvalidInputError(f"malformed multipart body: {err}") from err
+        if state["path"] is None:
+            raise InvalidInputError(f"no file in the upload (send it in a form field named {FILE_FIELD!r})")
+        suffix = media_suffix(state["filename"], state["content_type"], state["head"])
+    except BaseException:
+        if state["fd"] is not None:
+            os.close(state["fd"])
+            state["fd"] = None
+        if state["path"] is not None:
+            state["path"].unlink(missing_ok=True)
+        raise
+    finally:
+        if state["fd"] is not None:
+            os.close(state["fd"])
+    path = state["path"].with_suffix(suffix)
+    os.replace(state["path"], path)
+    kind_name = "image" if suffix in IMAGE_SUFFIXES else "video"
+    return Upload(path, state["filename"] or f"upload{suffix}", state["content_type"], state["size"], kind_name)
+
+
+def _make_temp(directory: pathlib.Path) -> tuple[int, pathlib.Path]:
+    """A new file named by a random UUID (so renaming it to another suffix cannot collide either)."""
+    import uuid
+
+    path = directory / f"upload-{uuid.uuid4().hex}.part"
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600), path
