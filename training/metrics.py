@@ -34,7 +34,7 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> tuple[float, flo
     """``(EER, threshold)``: where the false positive rate equals the false negative rate."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, thresholds = roc_curve(labels, scores)
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=False)
     fnr = 1.0 - tpr
     i = int(np.nanargmin(np.abs(fnr - fpr)))
     return float((fpr[i] + fnr[i]) / 2.0), float(min(1.0, thresholds[i]))

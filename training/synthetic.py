@@ -42,7 +42,9 @@ def scene(
     background += rng.normal(0, 6, size=(height, width, 3)).astype(np.float32)
     frame = np.clip(background, 0, 255).astype(np.uint8)
     scale = face_height / face.shape[0]
-    patch = cv2.resize(face, (max(1, round(face.shape[1] * scale)), face_height), interpolation=cv2.INTER_AREA)
+    patch = cv2.resize(
+        face, (max(1, round(face.shape[1] * scale)), face_height), interpolation=cv2.INTER_AREA
+    )
     ph, pw = patch.shape[:2]
     x0, y0 = round(center[0] - pw / 2), round(center[1] - ph / 2)
     fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(width, x0 + pw), min(height, y0 + ph)
@@ -63,7 +65,9 @@ def moving_face_frames(
         yield scene(face, height, width, center, face_height, np.random.default_rng(rng.integers(1 << 31)))
 
 
-def write_video(path: str | pathlib.Path, frames: Iterable[np.ndarray], fps: float = 25.0, codec: str = "libx264") -> None:
+def write_video(
+    path: str | pathlib.Path, frames: Iterable[np.ndarray], fps: float = 25.0, codec: str = "libx264"
+) -> None:
     """Encode RGB uint8 frames to a video file with PyAV (H.264 by default; ``mpeg4`` also works)."""
     import fractions
 
@@ -76,7 +80,9 @@ def write_video(path: str | pathlib.Path, frames: Iterable[np.ndarray], fps: flo
         stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
         for frame in _chain(first, frames):
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: stream.height, : stream.width]), format="rgb24")
+            video_frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(frame[: stream.height, : stream.width]), format="rgb24"
+            )
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode())
 
@@ -90,8 +96,13 @@ def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray
 _FACE_BOX = (55, 56, 98, 98)
 
 
-def face_mask(height: int, width: int, box: tuple[float, float, float, float], rng: np.random.Generator,
-              feather: float = 3.0) -> np.ndarray:
+def face_mask(
+    height: int,
+    width: int,
+    box: tuple[float, float, float, float],
+    rng: np.random.Generator,
+    feather: float = 3.0,
+) -> np.ndarray:
     """A soft elliptical mask (float32 0..1, ``[H, W]``) over the inner face in ``box``, randomly deformed."""
     import cv2
 
@@ -105,9 +116,13 @@ def face_mask(height: int, width: int, box: tuple[float, float, float, float], r
     return mask
 
 
-def blend_fake(face: np.ndarray, rng: np.random.Generator, box: tuple[float, float, float, float] = _FACE_BOX,
-               strength: float = 1.0) -> np.ndarray:
-    """``face`` with a blending artefact: a resampled, colour-shifted, shifted copy blended into the inner face.
+def blend_fake(
+    face: np.ndarray,
+    rng: np.random.Generator,
+    box: tuple[float, float, float, float] = _FACE_BOX,
+    strength: float = 1.0,
+) -> np.ndarray:
+    """``face`` with a blending artefact: a resampled, colour-shifted, shifted copy blended into it.
 
     This mimics what face-swap methods leave behind (a blending boundary, a colour and resolution
     mismatch between the inner face and its surroundings).
@@ -116,7 +131,9 @@ def blend_fake(face: np.ndarray, rng: np.random.Generator, box: tuple[float, flo
 
     height, width = face.shape[:2]
     factor = rng.uniform(0.35, 0.6)
-    small = cv2.resize(face, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        face, (max(1, round(width * factor)), max(1, round(height * factor))), interpolation=cv2.INTER_AREA
+    )
     source = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     gain = 1.0 + strength * rng.uniform(0.06, 0.14, size=3) * rng.choice([-1.0, 1.0], size=3)
     source = source * gain + strength * rng.uniform(-8, 8, size=3)
@@ -135,11 +152,15 @@ def _jitter(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int) -> list[np.ndarray]:
-    """Frames of one generated video: a real face moving over a scene, with a blend artefact if ``fake``."""
+    """Frames of one generated video: a real face moving over a scene, with a blend artefact if ``fake``.
+
+    The scene (appearance jitter, background, size, path) depends on ``seed`` only, so the real and
+    the fake video of one seed differ by the artefact alone, like a deepfake and its original.
+    """
     rng = np.random.default_rng(seed)
     face = _jitter(real_face(), rng)
     if fake:
-        face = blend_fake(face, rng)  # the face box is symmetric enough to survive _jitter's flip
+        face = blend_fake(face, np.random.default_rng([seed, 1]))
     face_height = round(rng.uniform(0.6, 0.8) * height)
     start = np.array([rng.uniform(0.4, 0.6) * width, rng.uniform(0.45, 0.55) * height])
     velocity = rng.uniform(-0.1, 0.1, size=2) * np.array([width, height])
@@ -161,27 +182,40 @@ def generate_dataset(
     width: int = 320,
     fps: float = 10.0,
     images_per_class: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
     seed: int = 0,
 ) -> pathlib.Path:
-    """Write a plain ``real/`` + ``fake/`` dataset of short H.264 videos (and optionally PNG images).
+    """Write a folder dataset ``<split>/real|fake/`` of short H.264 videos (and optionally PNG images).
 
-    Real videos show the real face; fake ones the same face with a blending artefact (see
-    :func:`blend_fake`). The Haar detector finds the faces in every frame.
+    Videos come in pairs: ``real/vid_007.mp4`` shows the real face, ``fake/vid_007.mp4`` the same
+    scene with a blending artefact on the face (see :func:`blend_fake`). A pair stays in one split
+    (``train``, ``val``, ``test``), as a deepfake and its original must. The Haar detector finds
+    the faces in every frame.
 
     Returns:
-        ``out_dir``, readable with ``training.datasets.read_folder``.
+        ``out_dir``, readable with ``training.datasets.read_folder`` (``--dataset folder``).
     """
     import cv2
 
     out = pathlib.Path(out_dir)
-    for label in ("real", "fake"):
-        (out / label).mkdir(parents=True, exist_ok=True)
-        for i in range(videos_per_class):
-            video_seed = seed * 100_003 + i * 2 + (label == "fake")
-            path = out / label / f"{label}_{i:03d}.mp4"
-            write_video(path, synthetic_frames(label == "fake", frames, height, width, video_seed), fps=fps)
-        for i in range(images_per_class):
-            image_seed = seed * 100_003 + 50_000 + i * 2 + (label == "fake")
+
+    def split_of(i: int, n: int) -> str:
+        n_test = max(1, round(n * test_fraction)) if test_fraction > 0 and n >= 3 else 0
+        n_val = max(1, round(n * val_fraction)) if val_fraction > 0 and n >= 3 else 0
+        return "test" if i < n_test else "val" if i < n_test + n_val else "train"
+
+    for i in range(videos_per_class):
+        video_seed = seed * 100_003 + i
+        for label in ("real", "fake"):
+            folder = out / split_of(i, videos_per_class) / label
+            folder.mkdir(parents=True, exist_ok=True)
+            write_video(folder / f"vid_{i:03d}.mp4", synthetic_frames(label == "fake", frames, height, width, video_seed), fps=fps)
+    for i in range(images_per_class):
+        image_seed = seed * 100_003 + 50_000 + i
+        for label in ("real", "fake"):
+            folder = out / split_of(i, images_per_class) / label
+            folder.mkdir(parents=True, exist_ok=True)
             frame = synthetic_frames(label == "fake", 1, height, width, image_seed)[0]
-            cv2.imwrite(str(out / label / f"{label}_img_{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(folder / f"img_{i:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     return out

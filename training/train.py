@@ -61,7 +61,6 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
         InvalidInputError: the crops folder is not prepared, a split lacks a class, or
             ``out_dir`` holds an unfinished run with another config.
     """
-    import keras
     import yaml
 
     data_dir, out = pathlib.Path(data_dir), pathlib.Path(out_dir)
@@ -85,6 +84,8 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
         raise InvalidInputError(f"{data_dir}: the val split needs real and fake crops to choose a threshold "
                                 f"(it has {len(val_crops)} crops)")
     _check_resume(out, config)
+
+    import keras
 
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)

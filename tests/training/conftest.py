@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    """A plain real/fake folder: 4 short H.264 videos and 1 PNG image per class."""
+    """A folder dataset (``<split>/real|fake``): 4 short H.264 video pairs and 1 PNG image pair."""
     from training.synthetic import generate_dataset
 
     return generate_dataset(tmp_path_factory.mktemp("synthetic"), 4, frames=6, images_per_class=1)
@@ -21,6 +21,5 @@ def prepared_crops(synthetic_dataset: pathlib.Path, tmp_path_factory: pytest.Tem
     from training.prepare import prepare_dataset
 
     out = tmp_path_factory.mktemp("crops") / "crops"
-    prepare_dataset("folder", synthetic_dataset, out, size=64, frames=4, workers=1, progress=False,
-                    reader_options={"val_fraction": 0.25, "test_fraction": 0.25})
+    prepare_dataset("folder", synthetic_dataset, out, size=64, frames=4, workers=1, progress=False)
     return out

@@ -42,8 +42,9 @@ def test_manifest_and_counts(prepared_crops):
     assert info["input_size"] == 64 and info["crop_margin"] == 0.3
     assert sum(c["crops"] for c in info["counts"].values()) == sum(len(r["faces"]) for r in records)
     assert {r["split"] for r in records} == {"train", "val", "test"}
+    assert {r["split"] for r in records if r["id"].endswith("vid_000.mp4")} == {"test"}  # a pair stays together
     for r in records:
-        assert r["status"] == "ok" and r["label"] == (r["id"].startswith("fake/"))
+        assert r["status"] == "ok" and r["label"] == ("/fake/" in r["id"])
         assert all(f["file"].startswith(f"faces/{r['split']}/") for f in r["faces"])
         assert len(r["faces"]) <= (1 if r["kind"] == "image" else 4)
 
@@ -51,7 +52,7 @@ def test_manifest_and_counts(prepared_crops):
 def test_resume_skips_finished_and_corrupt_video_is_not_fatal(synthetic_dataset, tmp_path, caplog):
     data = tmp_path / "data"
     shutil.copytree(synthetic_dataset, data)
-    (data / "fake" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
+    (data / "train" / "fake" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
     out = tmp_path / "crops"
     first = prepare_dataset("folder", data, out, size=48, frames=2, workers=1, progress=False, limit=2)
     done = {r["id"] for r in read_manifest(out)}
@@ -62,7 +63,7 @@ def test_resume_skips_finished_and_corrupt_video_is_not_fatal(synthetic_dataset,
     records = {r["id"]: r for r in read_manifest(out)}
     assert len(records) == 11  # each item exactly once: finished ones were not redone
     assert all(p.stat().st_mtime_ns == t for p, t in stamp.items())
-    assert records["fake/broken.mp4"]["status"] == "failed"
+    assert records["train/fake/broken.mp4"]["status"] == "failed"
     assert "broken.mp4" in caplog.text
     assert sum(c["failed"] for c in info["counts"].values()) == 1
     assert first["input_size"] == info["input_size"] == 48
