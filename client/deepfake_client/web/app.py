@@ -128,7 +128,7 @@ class PerShapeDetector:
     when ``faces.CenterFaceDetector`` handles shape changes itself.
     """
 
-    def __init__(self, name: str = "auto", keep: int = 4):
+    def __init__(self, name: str, keep: int = 4):
         from deepfake_client.faces import make_detector
 
         self._make = lambda: make_detector(name)

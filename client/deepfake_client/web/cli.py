@@ -21,6 +21,8 @@ DEFAULT_SERVER = "grpc://localhost:8500"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from deepfake_client.faces import DEFAULT_DETECTOR
+
     parser = argparse.ArgumentParser(prog="deepfake-web",
                                      description="Serve an upload page and a scan API in front of TF Serving.")
     parser.add_argument("--server", default=os.environ.get("DEEPFAKE_SERVER", DEFAULT_SERVER),
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-waiting", type=int, default=16, help="further uploads in flight before 503")
     parser.add_argument("--upload-dir", default=None, help="folder for temporary uploads")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per video")
-    parser.add_argument("--detector", default="auto", help="face detector: auto, haar, centerface (default auto)")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR,
+                        help=f"face detector: haar, centerface, auto (default {DEFAULT_DETECTOR}, as the client's)")
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call to the model server")
     parser.add_argument("--retries", type=int, default=2, help="retries on an unavailable model server")
