@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from deepfake_client import contract
 from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
-from deepfake_client.transport.base import make_transport
+from deepfake_client.transport.base import Target, make_transport
 
 from serving.cli import main as rollout_main
 from serving.config import load_config
@@ -170,3 +170,35 @@ def test_unreachable_server_and_bad_config(tmp_path, exported_version, capsys) -
     code = rollout_main(["--repository", str(repository), "--server", dead, "promote"])
     assert code == InvalidInputError.exit_code
     assert "not a valid model config" in capsys.readouterr().err
+
+
+def test_changes_take_effect_through_reload_not_polling(
+    tmp_path, exported_version, devserver_launcher
+) -> None:
+    """With config polling off, the canary still loads: the rollout sent HandleReloadConfigRequest."""
+    start, stop = devserver_launcher
+    repository = make_repository(tmp_path, exported_version)
+    server = start(
+        repository,
+        repository / "models.config",
+        tmp_path / "server.log",
+        "--allow_version_labels_for_unavailable_models=true",
+        "--model_config_file_poll_wait_seconds=0",
+    )  # TF Serving: 0 = never re-read the file
+    transport = make_transport(server.grpc_url)
+    try:
+        rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=30)
+        second = publish_second_version(repository)
+        assert rollout.canary(second) == second
+        states = transport.status(Target())
+        assert states[second] == "AVAILABLE"
+        # A config TF Serving refuses (a label on a version that is not AVAILABLE) raises, and the
+        # good config is sent again: the server keeps serving the canary.
+        bad = rollout.config().with_model(rollout.entry().replace(labels={"stable": 1, "canary": 99}))
+        with pytest.raises(DeepfakeError):
+            transport.reload_config(bad.to_proto())
+        transport.reload_config(rollout.config().to_proto())
+        assert transport.status(Target())[second] == "AVAILABLE"
+    finally:
+        transport.close()
+        assert stop(server) == 0

@@ -29,6 +29,7 @@ from deepfake_client.transport.base import (
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 GET_MODEL_METADATA = "/tensorflow.serving.PredictionService/GetModelMetadata"
 GET_MODEL_STATUS = "/tensorflow.serving.ModelService/GetModelStatus"
+RELOAD_CONFIG = "/tensorflow.serving.ModelService/HandleReloadConfigRequest"
 MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving accepts up to 2 GB; grpc's client default is 4 MB
 _STATES = {v.number: v.name for v in tfs_pb2.ModelVersionStatus.State.DESCRIPTOR.values}
 
@@ -127,6 +128,11 @@ class GrpcTransport(Transport):
             request_serializer=tfs_pb2.GetModelStatusRequest.SerializeToString,
             response_deserializer=tfs_pb2.GetModelStatusResponse.FromString,
         )
+        self._reload_config = self._channel.unary_unary(
+            RELOAD_CONFIG,
+            request_serializer=tfs_pb2.ReloadConfigRequest.SerializeToString,
+            response_deserializer=tfs_pb2.ReloadConfigResponse.FromString,
+        )
 
     def _call(self, stub, request, timeout_s: float):  # type: ignore[no-untyped-def]
         import grpc
@@ -170,6 +176,20 @@ class GrpcTransport(Transport):
             request.model_spec.version.value = target.version
         response = self._call(self._get_status, request, timeout_s)
         return {s.version: _STATES.get(s.state, str(s.state)) for s in response.model_version_status}
+
+    def reload_config(
+        self, config: tfs_pb2.ModelServerConfig, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """Replace the server's model config now (``ModelService/HandleReloadConfigRequest``).
+
+        TF Serving does not write the config file: keep the file the source of truth and send the
+        same content here. A refusal (for example a label on a version that is not AVAILABLE)
+        raises the matching project error.
+        """
+        response = self._call(self._reload_config, tfs_pb2.ReloadConfigRequest(config=config), timeout_s)
+        if response.status.error_code != tfs_pb2.OK:
+            code = tfs_pb2.ErrorCode.Name(response.status.error_code)
+            raise error_for(code, f"the server refused the model config: {response.status.error_message}")
 
     def close(self) -> None:
         self._channel.close()
