@@ -73,12 +73,14 @@ def run(quick: bool) -> list[dict]:
             size = config.resolved_input_size()
             pipeline = _pipeline_rate(crops, config, size, batches)
             model = _model_rate(config, size, steps)
-            rows.append({
-                "name": f"input pipeline, {config.backbone}@{size} augmented (images/s)",
-                "value": pipeline,
-                "unit": "img/s",
-                "baseline": model,
-                "baseline_name": f"{config.backbone} train step",
-                "goal": "ratio >= 1.5 (the pipeline is not the bottleneck)",
-            })
+            rows.append(
+                {
+                    "name": f"input pipeline, {config.backbone}@{size} augmented (images/s)",
+                    "value": pipeline,
+                    "unit": "img/s",
+                    "baseline": model,
+                    "baseline_name": f"{config.backbone} train step",
+                    "goal": "ratio >= 1.5 (the pipeline is not the bottleneck)",
+                }
+            )
     return rows

@@ -23,8 +23,13 @@ def _rotate(image, angle, fill_mode: str = "REFLECT"):
     y_offset = ((h - 1) - (sin * (w - 1) + cos * (h - 1))) / 2.0
     transform = tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])[None]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform, output_shape=shape[:2], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode=fill_mode)
+        images=image[None],
+        transforms=transform,
+        output_shape=shape[:2],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode=fill_mode,
+    )
     return out[0]
 
 
@@ -66,7 +71,9 @@ def augment_image(image, seed, config: TrainConfig):
     if config.contrast > 0:
         x = tf.image.stateless_random_contrast(x, 1.0 - config.contrast, 1.0 + config.contrast, seeds[5])
     if config.saturation > 0:
-        x = tf.image.stateless_random_saturation(x, 1.0 - config.saturation, 1.0 + config.saturation, seeds[6])
+        x = tf.image.stateless_random_saturation(
+            x, 1.0 - config.saturation, 1.0 + config.saturation, seeds[6]
+        )
     if config.hue > 0:
         x = tf.image.stateless_random_hue(x, config.hue, seeds[7])
     x = tf.clip_by_value(x, 0.0, 1.0)

@@ -27,10 +27,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def _run(prog: str, args: argparse.Namespace, command: Callable[[], dict], show: Callable[[dict], None]) -> int:
+def _run(
+    prog: str, args: argparse.Namespace, command: Callable[[], dict], show: Callable[[dict], None]
+) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
-                        format=f"{prog}: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        stream=sys.stderr,
+        format=f"{prog}: %(message)s",
+    )
     try:
         result = command()
     except DeepfakeError as err:
@@ -63,22 +68,38 @@ def _metrics_table(metrics: dict[str, dict]) -> list[str]:
 def prepare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfake-prepare",
-        description="Sample frames of every video of a dataset, find and crop the faces with the client's own "
-        "crop, and write the crops plus a manifest. Re-running resumes; corrupt videos are logged and skipped.")
+        description="Sample frames of every video of a dataset, find and crop the faces with the client's "
+        "own crop, and write the crops plus a manifest. Re-running resumes; corrupt videos are logged "
+        "and skipped.",
+    )
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset layout")
     parser.add_argument("root", help="dataset folder")
     parser.add_argument("out", help="crops folder to write (resumed if it exists)")
-    parser.add_argument("--size", type=int, default=224, help="crop side S in pixels (the model input size; default 224)")
-    parser.add_argument("--margin", type=float, default=DEFAULT_CROP_MARGIN,
-                        help=f"crop margin (default {DEFAULT_CROP_MARGIN}); served with the model trained on it")
-    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames per video (default {DEFAULT_FRAMES})")
+    parser.add_argument(
+        "--size", type=int, default=224, help="crop side S in pixels (the model input size; default 224)"
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULT_CROP_MARGIN,
+        help=f"crop margin (default {DEFAULT_CROP_MARGIN}); served with the model trained on it",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=DEFAULT_FRAMES, help=f"frames per video (default {DEFAULT_FRAMES})"
+    )
     parser.add_argument("--max-faces", type=int, help="keep at most this many faces per frame (default: all)")
-    parser.add_argument("--format", default="png", choices=("png", "jpg"), help="crop file format (default png)")
+    parser.add_argument(
+        "--format", default="png", choices=("png", "jpg"), help="crop file format (default png)"
+    )
     parser.add_argument("--min-face", type=int, default=24, help="smallest face side in pixels (default 24)")
     parser.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
     parser.add_argument("--limit", type=int, help="only the first N videos of each split (a quick try)")
-    parser.add_argument("--val-fraction", type=float, help="share of groups for validation where the dataset has no split")
-    parser.add_argument("--test-fraction", type=float, help="share of groups for test where the dataset has no split")
+    parser.add_argument(
+        "--val-fraction", type=float, help="share of groups for validation where the dataset has no split"
+    )
+    parser.add_argument(
+        "--test-fraction", type=float, help="share of groups for test where the dataset has no split"
+    )
     parser.add_argument("--compression", default="c23", help="FaceForensics++ compression: raw, c23, c40")
     parser.add_argument("--splits", help="FaceForensics++ folder of train.json, val.json, test.json")
     _common(parser)
@@ -99,17 +120,33 @@ def prepare_main(argv: list[str] | None = None) -> int:
     def command() -> dict:
         from training.prepare import prepare_dataset
 
-        return prepare_dataset(args.dataset, args.root, args.out, size=args.size, margin=args.margin,
-                               frames=args.frames, max_faces=args.max_faces, image_format=args.format,
-                               min_face=args.min_face, workers=args.workers, limit=args.limit,
-                               progress=not args.quiet, reader_options=options)
+        return prepare_dataset(
+            args.dataset,
+            args.root,
+            args.out,
+            size=args.size,
+            margin=args.margin,
+            frames=args.frames,
+            max_faces=args.max_faces,
+            image_format=args.format,
+            min_face=args.min_face,
+            workers=args.workers,
+            limit=args.limit,
+            progress=not args.quiet,
+            reader_options=options,
+        )
 
     def show(info: dict) -> None:
-        print(f"prepared {info['dataset']} from {info['root']} into {args.out}: "
-              f"{info['input_size']}x{info['input_size']} crops, margin {info['crop_margin']}, {info['frames']} frames/video")
+        print(
+            f"prepared {info['dataset']} from {info['root']} into {args.out}: "
+            f"{info['input_size']}x{info['input_size']} crops, margin {info['crop_margin']}, "
+            f"{info['frames']} frames/video"
+        )
         for split, c in info["counts"].items():
-            print(f"  {split:5} {c['videos']:6} videos  {c['crops']:7} crops ({c['real_crops']} real, "
-                  f"{c['fake_crops']} fake)  {c['no_face']} without face  {c['failed']} failed")
+            print(
+                f"  {split:5} {c['videos']:6} videos  {c['crops']:7} crops ({c['real_crops']} real, "
+                f"{c['fake_crops']} fake)  {c['no_face']} without face  {c['failed']} failed"
+            )
 
     return _run("deepfake-prepare", args, command, show)
 
@@ -122,14 +159,20 @@ def train_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="deepfake-train",
-        description="Train a detector on prepared crops. The run folder gets model.keras, run.json (input size, "
-        "crop margin, threshold chosen on validation, metrics), config.yaml, history, checkpoints and plots. "
+        description="Train a detector on prepared crops. The run folder gets model.keras, run.json "
+        "(input size, crop margin, threshold chosen on validation, metrics), config.yaml, history, "
+        "checkpoints and plots. "
         "An interrupted run resumes when the same command is run again.",
-        epilog=f"models: {', '.join(MODEL_NAMES)}")
-    parser.add_argument("--config", default="efficientnet_b0", help="preset name (training/configs/) or YAML file")
+        epilog=f"models: {', '.join(MODEL_NAMES)}",
+    )
+    parser.add_argument(
+        "--config", default="efficientnet_b0", help="preset name (training/configs/) or YAML file"
+    )
     parser.add_argument("--data", required=True, help="crops folder written by deepfake-prepare")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     _common(parser)
     return parser
 
@@ -148,10 +191,16 @@ def train_main(argv: list[str] | None = None) -> int:
         return {"run": str(run_dir), **read_run_info(run_dir)}
 
     def show(run: dict) -> None:
-        print(f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
-              f"{run['training']['epochs']} epochs, {run['training']['seconds']} s")
+        print(
+            f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
+            f"{run['training']['epochs']} epochs, {run['training']['seconds']} s"
+        )
         print(f"  threshold {run['threshold']:.3f} (chosen on validation), crop margin {run['crop_margin']}")
-        rows = {f"{split} {level}": run["metrics"][split][level] for split in run["metrics"] for level in ("frame", "video")}
+        rows = {
+            f"{split} {level}": run["metrics"][split][level]
+            for split in run["metrics"]
+            for level in ("frame", "video")
+        }
         print("\n".join(_metrics_table(rows)))
 
     return _run("deepfake-train", args, command, show)
@@ -164,10 +213,13 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfake-evaluate",
         description="Evaluate a finished run on a split of prepared crops, per frame and per video (scores "
-        "aggregated as the client does), at the run's threshold. Writes eval_<split>.json and PNG plots.")
+        "aggregated as the client does), at the run's threshold. Writes eval_<split>.json and PNG plots.",
+    )
     parser.add_argument("run", help="run folder written by deepfake-train")
     parser.add_argument("--data", help="crops folder (default: the one the run trained on)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
+    parser.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="split (default test)"
+    )
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     _common(parser)
@@ -181,11 +233,16 @@ def evaluate_main(argv: list[str] | None = None) -> int:
     def command() -> dict:
         from training.evaluate import evaluate_run
 
-        return evaluate_run(args.run, args.data, split=args.split, threshold=args.threshold, plots=not args.no_plots)
+        return evaluate_run(
+            args.run, args.data, split=args.split, threshold=args.threshold, plots=not args.no_plots
+        )
 
     def show(report: dict) -> None:
-        print(f"{report['run']} on the {report['split']} split of {report['data']} "
-              f"(threshold {report['frame']['threshold']:.3f}, videos aggregated by {report['video']['aggregate']})")
+        print(
+            f"{report['run']} on the {report['split']} split of {report['data']} "
+            f"(threshold {report['frame']['threshold']:.3f}, "
+            f"videos aggregated by {report['video']['aggregate']})"
+        )
         print("\n".join(_metrics_table({"frame": report["frame"], "video": report["video"]})))
         if report.get("plots"):
             print(f"  plots: {', '.join(report['plots'])}")

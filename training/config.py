@@ -79,7 +79,11 @@ def _check_value(key: str, value: object, source: str) -> object:
         value = float(value)
     if value is None and type(None) in allowed:
         return value
-    if not any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in allowed if t is not type(None)):
+    if not any(
+        isinstance(value, t) and not (t is int and isinstance(value, bool))
+        for t in allowed
+        if t is not type(None)
+    ):
         names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
         raise InvalidInputError(f"{source}: config key {key!r} must be {names}, got {value!r}")
     return value
@@ -89,7 +93,9 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
     from training.models import MODEL_NAMES
 
     if config.backbone not in MODEL_NAMES:
-        raise InvalidInputError(f"{source}: unknown model name {config.backbone!r} (known: {', '.join(MODEL_NAMES)})")
+        raise InvalidInputError(
+            f"{source}: unknown model name {config.backbone!r} (known: {', '.join(MODEL_NAMES)})"
+        )
     if config.balance not in BALANCE_MODES:
         raise InvalidInputError(f"{source}: balance must be one of {', '.join(BALANCE_MODES)}")
     if config.mixed_precision not in PRECISION_MODES:
@@ -98,7 +104,11 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         raise InvalidInputError(f"{source}: threshold_metric must be youden, f1 or eer")
     if config.aggregate not in ("confident", "mean", "max"):
         raise InvalidInputError(f"{source}: aggregate must be confident, mean or max")
-    if config.epochs < 1 or config.batch_size < 1 or (config.input_size is not None and config.input_size < 16):
+    if (
+        config.epochs < 1
+        or config.batch_size < 1
+        or (config.input_size is not None and config.input_size < 16)
+    ):
         raise InvalidInputError(f"{source}: epochs and batch_size must be >= 1, input_size >= 16")
     return config
 

@@ -12,7 +12,6 @@ import pathlib
 from dataclasses import dataclass
 
 import numpy as np
-
 from deepfake_client.errors import InvalidInputError
 
 from training.config import TrainConfig
@@ -31,7 +30,9 @@ class Crops:
         return len(self.paths)
 
 
-def load_crops(data_dir: str | pathlib.Path, split: str, *, max_per_video: int | None = None, seed: int = 0) -> Crops:
+def load_crops(
+    data_dir: str | pathlib.Path, split: str, *, max_per_video: int | None = None, seed: int = 0
+) -> Crops:
     """The crops of ``split`` listed in the manifest of the prepared folder ``data_dir``."""
     data_dir = pathlib.Path(data_dir)
     read_info(data_dir)
@@ -87,12 +88,15 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     n = len(labels)
     counts = np.bincount(labels, minlength=2)
     if counts.min() == 0:
-        raise InvalidInputError(f"training needs both classes; got {counts[0]} real and {counts[1]} fake crops")
+        raise InvalidInputError(
+            f"training needs both classes; got {counts[0]} real and {counts[1]} fake crops"
+        )
     return {c: float(n / (2.0 * counts[c])) for c in (0, 1)}
 
 
-def make_dataset(crops: Crops, config: TrainConfig, *, size: int, training: bool, margin: float = 0.3,
-                 repeat: bool = False):
+def make_dataset(
+    crops: Crops, config: TrainConfig, *, size: int, training: bool, margin: float = 0.3, repeat: bool = False
+):
     """A batched ``tf.data.Dataset`` of ``(uint8 images [B, S, S, 3], float32 labels [B, 1])``.
 
     Args:
@@ -117,37 +121,52 @@ def make_dataset(crops: Crops, config: TrainConfig, *, size: int, training: bool
         ds = decoded(crops.paths, crops.labels)
     else:
         labels = crops.labels
-        real = [p for p, y in zip(crops.paths, labels) if y == 0]
-        fake = [p for p, y in zip(crops.paths, labels) if y == 1]
+        real = [p for p, y in zip(crops.paths, labels, strict=True) if y == 0]
+        fake = [p for p, y in zip(crops.paths, labels, strict=True) if y == 1]
         if sbi:
             base = decoded(real, np.zeros(len(real), np.int64))
-            ds = base.shuffle(min(len(real), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True)
+            ds = base.shuffle(
+                min(len(real), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True
+            )
             seeds = tf.data.Dataset.random(seed=config.seed + 1, rerandomize_each_iteration=True).batch(2)
 
             def pair(image, seed):
                 fake_image = self_blend_op(image, seed, margin)
-                return tf.data.Dataset.from_tensor_slices((tf.stack([image, fake_image]), tf.constant([0.0, 1.0])))
+                return tf.data.Dataset.from_tensor_slices(
+                    (tf.stack([image, fake_image]), tf.constant([0.0, 1.0]))
+                )
 
             ds = tf.data.Dataset.zip(ds.map(lambda x, y: x), seeds).flat_map(pair)
             if config.sbi_fake_weight > 0 and fake:
                 fakes = decoded(fake, np.ones(len(fake), np.int64)).repeat()
                 ds = tf.data.Dataset.sample_from_datasets(
-                    [ds.repeat(), fakes], [1.0 - config.sbi_fake_weight, config.sbi_fake_weight], seed=config.seed)
+                    [ds.repeat(), fakes],
+                    [1.0 - config.sbi_fake_weight, config.sbi_fake_weight],
+                    seed=config.seed,
+                )
         elif config.balance == "sample":
-            parts = [decoded(p, np.full(len(p), y, np.int64)).repeat().shuffle(min(len(p), config.shuffle_buffer), seed=config.seed + y)
-                     for y, p in ((0, real), (1, fake))]
+            parts = [
+                decoded(p, np.full(len(p), y, np.int64))
+                .repeat()
+                .shuffle(min(len(p), config.shuffle_buffer), seed=config.seed + y)
+                for y, p in ((0, real), (1, fake))
+            ]
             if not real or not fake:
                 raise InvalidInputError("balanced sampling needs both real and fake crops")
             ds = tf.data.Dataset.sample_from_datasets(parts, [0.5, 0.5], seed=config.seed)
         else:
             ds = decoded(crops.paths, crops.labels)
-            ds = ds.shuffle(min(len(crops), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(len(crops), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True
+            )
         if repeat:
             ds = ds.repeat()
         seeds = tf.data.Dataset.random(seed=config.seed + 2, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda xy, seed: (preprocess(xy[0], seed, config, True), xy[1]),
-            num_parallel_calls=autotune, deterministic=True)
+            num_parallel_calls=autotune,
+            deterministic=True,
+        )
     ds = ds.map(lambda x, y: (x, tf.reshape(y, [1])))
     return ds.batch(config.batch_size, drop_remainder=False).prefetch(autotune)
 

@@ -63,7 +63,9 @@ class Item:
         return "image" if is_image(self.path) else "video"
 
 
-def hash_split(group: str, *, val_fraction: float, test_fraction: float, salt: str = "deepfake-serving") -> str:
+def hash_split(
+    group: str, *, val_fraction: float, test_fraction: float, salt: str = "deepfake-serving"
+) -> str:
     """The split of ``group`` drawn from a hash: stable across machines, runs and item order."""
     digest = hashlib.sha256(f"{salt}:{group}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2.0**64
@@ -74,9 +76,7 @@ def hash_split(group: str, *, val_fraction: float, test_fraction: float, salt: s
     return "train"
 
 
-def stratified_split(
-    groups: dict[str, int], *, val_fraction: float, test_fraction: float
-) -> dict[str, str]:
+def stratified_split(groups: dict[str, int], *, val_fraction: float, test_fraction: float) -> dict[str, str]:
     """Splits for ``{group: label}``: per label, groups ranked by hash, the first go to test, then val.
 
     Unlike :func:`hash_split` the fractions hold exactly even for a few dozen groups (each split
@@ -84,8 +84,10 @@ def stratified_split(
     """
     result: dict[str, str] = {}
     for label in sorted(set(groups.values())):
-        ranked = sorted((g for g, lab in groups.items() if lab == label),
-                        key=lambda g: hashlib.sha256(f"deepfake-serving:{g}".encode()).digest())
+        ranked = sorted(
+            (g for g, lab in groups.items() if lab == label),
+            key=lambda g: hashlib.sha256(f"deepfake-serving:{g}".encode()).digest(),
+        )
         n = len(ranked)
         n_test = max(1 if n >= 3 and test_fraction > 0 else 0, round(n * test_fraction))
         n_val = max(1 if n >= 3 and val_fraction > 0 else 0, round(n * val_fraction))
@@ -234,7 +236,9 @@ def read_ffpp(
         raise InvalidInputError(f"unknown FaceForensics++ compression {compression!r} (known: raw, c23, c40)")
     originals_dir = root / "original_sequences" / "youtube" / compression / "videos"
     if not originals_dir.is_dir():
-        raise InvalidInputError(f"{root}: not a FaceForensics++ layout (no {originals_dir.relative_to(root)}/)")
+        raise InvalidInputError(
+            f"{root}: not a FaceForensics++ layout (no {originals_dir.relative_to(root)}/)"
+        )
     entries: list[tuple[str, pathlib.Path, int, tuple[str, ...], str]] = []
     for path in sorted(originals_dir.glob("*.mp4")):
         entries.append((f"original/{path.name}", path, 0, (path.stem,), "original"))
@@ -296,7 +300,9 @@ def _read_celebdf_test_list(path: pathlib.Path) -> dict[str, int]:
             continue
         fields = line.split()
         if len(fields) != 2 or fields[0] not in ("0", "1"):
-            raise InvalidInputError(f"{path}:{number}: expected '<1 real|0 fake> <folder>/<video>', got {line!r}")
+            raise InvalidInputError(
+                f"{path}:{number}: expected '<1 real|0 fake> <folder>/<video>', got {line!r}"
+            )
         labels[fields[1]] = 1 - int(fields[0])
     return labels
 
@@ -324,13 +330,17 @@ def read_celebdf(
     present = [f for f in CELEBDF_FOLDERS if (root / f).is_dir()]
     test_list = root / "List_of_testing_videos.txt"
     if not present:
-        raise InvalidInputError(f"{root}: not a Celeb-DF layout (expected Celeb-real/, YouTube-real/, Celeb-synthesis/)")
+        raise InvalidInputError(
+            f"{root}: not a Celeb-DF layout (expected Celeb-real/, YouTube-real/, Celeb-synthesis/)"
+        )
     test_labels = _read_celebdf_test_list(test_list) if test_list.is_file() else {}
     test_groups = set()
     for rel, label in test_labels.items():
         folder, _, name = rel.partition("/")
         if CELEBDF_FOLDERS.get(folder, label) != label:
-            raise InvalidInputError(f"{test_list}: {rel} is labelled {'FAKE' if label else 'REAL'} but lives in {folder}/")
+            raise InvalidInputError(
+                f"{test_list}: {rel} is labelled {'FAKE' if label else 'REAL'} but lives in {folder}/"
+            )
         test_groups.add(_celebdf_group(folder, pathlib.Path(name).stem))
     items = []
     for folder in present:
@@ -342,7 +352,9 @@ def read_celebdf(
             elif group in test_groups:
                 continue
             else:
-                split = hash_split(group, val_fraction=val_fraction, test_fraction=0.0 if test_labels else 0.1)
+                split = hash_split(
+                    group, val_fraction=val_fraction, test_fraction=0.0 if test_labels else 0.1
+                )
                 items.append(Item(rel, path, CELEBDF_FOLDERS[folder], split, group, folder))
     return _non_empty(items, root, "Celeb-DF")
 
@@ -370,11 +382,14 @@ def read_folder(
                     rel = path.relative_to(root).as_posix()
                     items.append(Item(rel, path, label, split, rel, name))
     elif (root / "real").is_dir() or (root / "fake").is_dir():
-        found = [(path.relative_to(root).as_posix(), path, label, name)
-                 for label, name in ((0, "real"), (1, "fake"))
-                 for path in (_media(root / name) if (root / name).is_dir() else [])]
-        splits = stratified_split({rel: label for rel, _, label, _ in found},
-                                  val_fraction=val_fraction, test_fraction=test_fraction)
+        found = [
+            (path.relative_to(root).as_posix(), path, label, name)
+            for label, name in ((0, "real"), (1, "fake"))
+            for path in (_media(root / name) if (root / name).is_dir() else [])
+        ]
+        splits = stratified_split(
+            {rel: label for rel, _, label, _ in found}, val_fraction=val_fraction, test_fraction=test_fraction
+        )
         items = [Item(rel, path, label, splits[rel], rel, name) for rel, path, label, name in found]
     else:
         raise InvalidInputError(f"{root}: not a folder dataset (expected real/ and fake/ folders)")

@@ -10,7 +10,6 @@ import json
 import pathlib
 
 import numpy as np
-
 from deepfake_client.errors import InvalidInputError, NotFoundError
 
 from training.config import TrainConfig, config_from_dict
@@ -45,8 +44,11 @@ def write_plots(run_dir: pathlib.Path, split: str, report: dict) -> list[str]:
     from training.plots import plot_confusion, plot_roc
 
     roc = plot_roc(report["_curves"], run_dir / f"roc_{split}.png", f"ROC, {split} split")
-    confusion = plot_confusion(report["video"]["confusion"], run_dir / f"confusion_{split}.png",
-                               f"{split}, video level, t={report['video']['threshold']:.2f}")
+    confusion = plot_confusion(
+        report["video"]["confusion"],
+        run_dir / f"confusion_{split}.png",
+        f"{split}, video level, t={report['video']['threshold']:.2f}",
+    )
     return [roc.name, confusion.name]
 
 
@@ -88,7 +90,6 @@ def evaluate_run(
     Returns:
         The report, also written to ``<run_dir>/eval_<split>.json``.
     """
-    import keras
 
     run_dir = pathlib.Path(run_dir)
     info = read_run_info(run_dir)
@@ -99,6 +100,8 @@ def evaluate_run(
     crops = load_crops(data_dir, split)
     if not len(crops):
         raise InvalidInputError(f"{data_dir}: the {split} split has no crops")
+    import keras
+
     try:
         model = keras.models.load_model(run_dir / RUN_MODEL, compile=False)
     except Exception as err:  # Keras raises many types for a bad file
@@ -106,8 +109,14 @@ def evaluate_run(
     threshold = info["threshold"] if threshold is None else threshold
     probabilities = predict_crops(model, crops, config, info["input_size"])
     report = split_report(crops, probabilities, threshold=threshold, aggregate=config.aggregate)
-    result = {"run": str(run_dir), "data": str(data_dir), "split": split, "backbone": info["backbone"],
-              "input_size": info["input_size"], **public(report)}
+    result = {
+        "run": str(run_dir),
+        "data": str(data_dir),
+        "split": split,
+        "backbone": info["backbone"],
+        "input_size": info["input_size"],
+        **public(report),
+    }
     if plots:
         result["plots"] = write_plots(run_dir, split, report)
     (run_dir / f"eval_{split}.json").write_text(json.dumps(result, indent=2))

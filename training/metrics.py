@@ -26,7 +26,9 @@ def by_video(videos: list[str], labels: np.ndarray, probabilities: np.ndarray, m
         order.setdefault(video, []).append(i)
     ids = list(order)
     video_labels = np.array([labels[idx[0]] for idx in order.values()], dtype=np.int64)
-    scores = np.array([aggregate_scores(probabilities[idx], method) for idx in order.values()], dtype=np.float64)
+    scores = np.array(
+        [aggregate_scores(probabilities[idx], method) for idx in order.values()], dtype=np.float64
+    )
     return ids, video_labels, scores
 
 
@@ -73,7 +75,9 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youd
     return float((low + candidates[last]) / 2.0)
 
 
-def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+def compute_metrics(
+    labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float | int | None]:
     """Accuracy, precision, recall, F1 (fake = positive) at ``threshold``; ROC-AUC, log loss, EER."""
     from sklearn.metrics import log_loss, roc_auc_score
 
@@ -93,12 +97,15 @@ def compute_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) ->
         "fake": int(np.sum(labels == 1)),
         "threshold": float(threshold),
         "accuracy": (tp + tn) / max(1, len(labels)),
-        "balanced_accuracy": ((tp / (tp + fn) if tp + fn else 0.0) + (tn / (tn + fp) if tn + fp else 0.0)) / 2.0,
+        "balanced_accuracy": ((tp / (tp + fn) if tp + fn else 0.0) + (tn / (tn + fp) if tn + fp else 0.0))
+        / 2.0,
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "roc_auc": float(roc_auc_score(labels, scores)) if both else None,
-        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])) if len(labels) else None,
+        "log_loss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
+        if len(labels)
+        else None,
         "eer": equal_error_rate(labels, scores)[0] if both else None,
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }

@@ -42,7 +42,9 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
         return net(x)
     if name == "xception":
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(x)
-        net = keras.applications.Xception(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        net = keras.applications.Xception(
+            include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
+        )
         return net(x)
     if name == "resnet50":
         import numpy as np
@@ -54,7 +56,9 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
         for i in range(3):
             kernel[0, 0, i, 2 - i] = 1.0
         to_bgr.set_weights([kernel, -np.array([103.939, 116.779, 123.68], dtype="float32")])
-        net = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+        net = keras.applications.ResNet50(
+            include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
+        )
         return net(x)
     if weights:
         raise InvalidInputError(f"model {name!r} has no pretrained weights (asked for {weights!r})")
@@ -89,8 +93,9 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
     raise InvalidInputError(f"unknown model name {name!r} (known: {', '.join(MODEL_NAMES)})")
 
 
-def build_model(name: str = DEFAULT_MODEL, input_size: int | None = None, weights: str | None = None,
-                dropout: float = 0.2) -> object:
+def build_model(
+    name: str = DEFAULT_MODEL, input_size: int | None = None, weights: str | None = None, dropout: float = 0.2
+) -> object:
     """Build detector ``name`` for ``input_size x input_size`` RGB crops.
 
     Args:

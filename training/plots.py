@@ -17,7 +17,9 @@ def _pyplot():
     return plt
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: pathlib.Path, title: str) -> pathlib.Path:
+def plot_roc(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: pathlib.Path, title: str
+) -> pathlib.Path:
     """ROC curves ``{name: (labels, scores)}`` on one figure."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -29,7 +31,9 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: pathlib.Pat
         fpr, tpr, _ = roc_curve(labels, scores)
         ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels, scores):.3f})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01)
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -44,9 +48,18 @@ def plot_confusion(confusion: dict[str, int], path: pathlib.Path, title: str) ->
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["REAL", "FAKE"], yticklabels=["REAL", "FAKE"],
-           xlabel="predicted", ylabel="truth", title=title)
+        ax.text(
+            j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black"
+        )
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["REAL", "FAKE"],
+        yticklabels=["REAL", "FAKE"],
+        xlabel="predicted",
+        ylabel="truth",
+        title=title,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -64,7 +77,7 @@ def plot_history(history_csv: pathlib.Path, path: pathlib.Path) -> pathlib.Path 
     plt = _pyplot()
     epochs = [int(r["epoch"]) + 1 for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    for ax, metric in zip(axes, ("loss", "auc")):
+    for ax, metric in zip(axes, ("loss", "auc"), strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             key = prefix + metric
             if key in rows[0]:

@@ -26,6 +26,7 @@ import pathlib
 import re
 import shutil
 import sys
+
 from deepfake_client.contract import DEFAULT_CROP_MARGIN
 from deepfake_client.errors import DeepfakeError, InvalidInputError
 from deepfake_client.video import DEFAULT_FRAMES
@@ -89,25 +90,41 @@ def crop_item(
     Never raises for a bad video: the record then has ``status: failed`` and the error.
     """
     import cv2
-
     from deepfake_client.faces import extract_faces
 
     cv2.setNumThreads(1)
-    record = {"id": item.id, "label": item.label, "split": item.split, "group": item.group,
-              "source": item.source, "kind": item.kind, "faces": []}
+    record = {
+        "id": item.id,
+        "label": item.label,
+        "split": item.split,
+        "group": item.group,
+        "source": item.source,
+        "kind": item.kind,
+        "faces": [],
+    }
     folder = out_dir / face_dir(item)
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for frame in _frames(item, frames):
-            faces = extract_faces(frame.rgb, _detector(min_face), margin, size, frame.index, frame.timestamp_s)
+            faces = extract_faces(
+                frame.rgb, _detector(min_face), margin, size, frame.index, frame.timestamp_s
+            )
             for k, face in enumerate(faces[:max_faces]):
                 name = f"{face_dir(item)}/{frame.index:06d}_{k}.{image_format}"
                 params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
                 if not cv2.imwrite(str(out_dir / name), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR), params):
                     raise OSError(f"cannot write {out_dir / name}")
-                record["faces"].append({"file": name, "frame": face.frame_index, "timestamp_s": round(face.timestamp_s, 3),
-                                        "face": k, "box": face.box.as_list(), "confidence": round(face.confidence, 4)})
+                record["faces"].append(
+                    {
+                        "file": name,
+                        "frame": face.frame_index,
+                        "timestamp_s": round(face.timestamp_s, 3),
+                        "face": k,
+                        "box": face.box.as_list(),
+                        "confidence": round(face.confidence, 4),
+                    }
+                )
             record["frames"] = record.get("frames", 0) + 1
         record["status"] = "ok" if record["faces"] else "no_face"
     except (DeepfakeError, OSError, cv2.error) as err:
@@ -195,27 +212,49 @@ def prepare_dataset(
                 kept.append(item)
         items = kept
     out = pathlib.Path(out_dir)
-    settings = {"dataset": dataset, "root": str(pathlib.Path(root).resolve()), "input_size": size,
-                "crop_margin": margin, "frames": frames, "max_faces": max_faces, "format": image_format,
-                "detector": {"name": "haar", "min_face": min_face}}
+    settings = {
+        "dataset": dataset,
+        "root": str(pathlib.Path(root).resolve()),
+        "input_size": size,
+        "crop_margin": margin,
+        "frames": frames,
+        "max_faces": max_faces,
+        "format": image_format,
+        "detector": {"name": "haar", "min_face": min_face},
+    }
     if (out / INFO).is_file():
         previous = read_info(out)
-        changed = [k for k in ("input_size", "crop_margin", "frames", "max_faces", "format") if previous.get(k) != settings[k]]
+        changed = [
+            k
+            for k in ("input_size", "crop_margin", "frames", "max_faces", "format")
+            if previous.get(k) != settings[k]
+        ]
         if changed:
-            raise InvalidInputError(f"{out / INFO}: prepared with other settings ({', '.join(changed)}); use a new folder")
+            raise InvalidInputError(
+                f"{out / INFO}: prepared with other settings ({', '.join(changed)}); use a new folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
     if not (out / INFO).is_file():
         _write_info(out, {**settings, "counts": None})  # so a resumed run can check its settings
     done = {r["id"] for r in read_manifest(out)}
     todo = [item for item in items if item.id not in done]
     log.info("%d items, %d already prepared, %d to do", len(items), len(items) - len(todo), len(todo))
-    options = dict(size=size, margin=margin, frames=frames, max_faces=max_faces, image_format=image_format, min_face=min_face)
+    options = dict(
+        size=size,
+        margin=margin,
+        frames=frames,
+        max_faces=max_faces,
+        image_format=image_format,
+        min_face=min_face,
+    )
     workers = max(1, workers if workers else (os.cpu_count() or 1))
     failed = 0
     from tqdm import tqdm
 
-    with (out / MANIFEST).open("a") as handle, tqdm(total=len(todo), desc="prepare", unit="video",
-                                                     disable=not progress, file=sys.stderr) as bar:
+    with (
+        (out / MANIFEST).open("a") as handle,
+        tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress, file=sys.stderr) as bar,
+    ):
         if workers == 1 or len(todo) <= 1:
             results = (crop_item(item, out, **options) for item in todo)
             for record in results:
@@ -227,8 +266,10 @@ def prepare_dataset(
                 for future in concurrent.futures.as_completed(futures):
                     failed += _finish(handle, future.result(), bar)
     records = [r for r in read_manifest(out) if r["id"] in {i.id for i in items}]
-    counts = {s: {"videos": 0, "crops": 0, "real_crops": 0, "fake_crops": 0, "failed": 0, "no_face": 0}
-              for s in ("train", "val", "test")}
+    counts = {
+        s: {"videos": 0, "crops": 0, "real_crops": 0, "fake_crops": 0, "failed": 0, "no_face": 0}
+        for s in ("train", "val", "test")
+    }
     for r in records:
         c = counts[r["split"]]
         c["videos"] += 1
@@ -236,8 +277,12 @@ def prepare_dataset(
         c["fake_crops" if r["label"] else "real_crops"] += len(r["faces"])
         c["failed"] += r["status"] == "failed"
         c["no_face"] += r["status"] == "no_face"
-    info = {**settings, "items": summarize(items), "counts": counts,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    info = {
+        **settings,
+        "items": summarize(items),
+        "counts": counts,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
     _write_info(out, info)
     if failed:
         log.warning("%d videos could not be read (see status 'failed' in %s)", failed, out / MANIFEST)

@@ -33,8 +33,16 @@ def blend_mask(size: int, margin: float, rng: np.random.Generator) -> np.ndarray
     center[1] += 0.06 * face  # the inner face sits a little below the box centre
     axes = (face * rng.uniform(0.3, 0.42), face * rng.uniform(0.38, 0.5))
     mask = np.zeros((size, size), dtype=np.float32)
-    cv2.ellipse(mask, (round(center[0]), round(center[1])), (max(1, round(axes[0])), max(1, round(axes[1]))),
-                float(rng.uniform(-20, 20)), 0, 360, 1.0, -1)
+    cv2.ellipse(
+        mask,
+        (round(center[0]), round(center[1])),
+        (max(1, round(axes[0])), max(1, round(axes[1]))),
+        float(rng.uniform(-20, 20)),
+        0,
+        360,
+        1.0,
+        -1,
+    )
     # elastic deformation: a smooth random displacement field
     grid = max(2, size // 16)
     field = rng.normal(0.0, size * 0.03, size=(2, grid, grid)).astype(np.float32)
@@ -103,4 +111,6 @@ def self_blend(image: np.ndarray, rng: np.random.Generator, margin: float = 0.3)
 
 def self_blend_seeded(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndarray:
     """:func:`self_blend` with the generator seeded from an int64 ``seed`` (for ``tf.numpy_function``)."""
-    return self_blend(image, np.random.default_rng(np.asarray(seed, dtype=np.int64).astype(np.uint64)), float(margin))
+    return self_blend(
+        image, np.random.default_rng(np.asarray(seed, dtype=np.int64).astype(np.uint64)), float(margin)
+    )

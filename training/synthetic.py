@@ -168,8 +168,16 @@ def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int)
     for i in range(count):
         t = i / max(1, count - 1)
         center = start + velocity * t
-        frames.append(scene(face, height, width, (float(center[0]), float(center[1])), face_height,
-                            np.random.default_rng(rng.integers(1 << 31))))
+        frames.append(
+            scene(
+                face,
+                height,
+                width,
+                (float(center[0]), float(center[1])),
+                face_height,
+                np.random.default_rng(rng.integers(1 << 31)),
+            )
+        )
     return frames
 
 
@@ -210,7 +218,11 @@ def generate_dataset(
         for label in ("real", "fake"):
             folder = out / split_of(i, videos_per_class) / label
             folder.mkdir(parents=True, exist_ok=True)
-            write_video(folder / f"vid_{i:03d}.mp4", synthetic_frames(label == "fake", frames, height, width, video_seed), fps=fps)
+            write_video(
+                folder / f"vid_{i:03d}.mp4",
+                synthetic_frames(label == "fake", frames, height, width, video_seed),
+                fps=fps,
+            )
     for i in range(images_per_class):
         image_seed = seed * 100_003 + 50_000 + i
         for label in ("real", "fake"):

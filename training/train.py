@@ -22,7 +22,7 @@ from deepfake_client.errors import InvalidInputError
 
 from training.config import TrainConfig, config_from_dict
 from training.data import class_weights, load_crops, make_dataset, steps_per_epoch
-from training.evaluate import RUN_INFO, RUN_MODEL, public, predict_crops, split_report, write_plots
+from training.evaluate import RUN_INFO, RUN_MODEL, predict_crops, public, split_report, write_plots
 from training.metrics import by_video, choose_threshold
 from training.prepare import read_info
 
@@ -34,7 +34,11 @@ def _configure_precision(config: TrainConfig) -> str:
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    policy = "mixed_float16" if config.mixed_precision == "on" or (config.mixed_precision == "auto" and gpu) else "float32"
+    policy = (
+        "mixed_float16"
+        if config.mixed_precision == "on" or (config.mixed_precision == "auto" and gpu)
+        else "float32"
+    )
     keras.mixed_precision.set_global_policy(policy)
     return policy
 
@@ -47,12 +51,18 @@ def _check_resume(out: pathlib.Path, config: TrainConfig) -> None:
         previous = config_from_dict(yaml.safe_load(saved.read_text()) or {}, str(saved))
         if previous != config:
             diff = [k for k, v in config.__dict__.items() if getattr(previous, k) != v]
-            raise InvalidInputError(f"{saved}: the unfinished run in {out} has another config ({', '.join(diff)}); "
-                                    "use a new --out folder")
+            raise InvalidInputError(
+                f"{saved}: the unfinished run in {out} has another config ({', '.join(diff)}); "
+                "use a new --out folder"
+            )
 
 
-def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, verbose: int = 2) -> pathlib.Path:
+def train(
+    config: TrainConfig | str, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, verbose: int = 2
+) -> pathlib.Path:
     """Train ``config`` on the crops in ``data_dir``; write the run to ``out_dir`` and return it.
+
+    ``config`` is a :class:`TrainConfig` or a preset name / YAML path (``"smoke"``).
 
     Validates the data before writing anything. Resumes an interrupted run in ``out_dir``; a
     finished run (``run.json`` present) is returned as it is.
@@ -63,6 +73,10 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
     """
     import yaml
 
+    from training.config import load_config
+
+    if isinstance(config, str):
+        config = load_config(config)
     data_dir, out = pathlib.Path(data_dir), pathlib.Path(out_dir)
     if (out / RUN_INFO).is_file():
         log.info("%s is a finished run; nothing to do", out)
@@ -71,8 +85,13 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
     size = config.resolved_input_size()
     margin = float(info["crop_margin"])
     if info["input_size"] != size:
-        log.warning("crops were prepared at %d px, the model takes %d px: they are resized "
-                    "(prepare with --size %d to train on exactly the served crops)", info["input_size"], size, size)
+        log.warning(
+            "crops were prepared at %d px, the model takes %d px: they are resized "
+            "(prepare with --size %d to train on exactly the served crops)",
+            info["input_size"],
+            size,
+            size,
+        )
     train_crops = load_crops(data_dir, "train", max_per_video=config.max_crops_per_video, seed=config.seed)
     val_crops = load_crops(data_dir, "val")
     if config.sbi:
@@ -81,8 +100,10 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
     else:
         class_weights(train_crops.labels)  # raises unless both classes are present
     if len(set(val_crops.labels.tolist())) < 2:
-        raise InvalidInputError(f"{data_dir}: the val split needs real and fake crops to choose a threshold "
-                                f"(it has {len(val_crops)} crops)")
+        raise InvalidInputError(
+            f"{data_dir}: the val split needs real and fake crops to choose a threshold "
+            f"(it has {len(val_crops)} crops)"
+        )
     _check_resume(out, config)
 
     import keras
@@ -93,9 +114,13 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
     steps = steps_per_epoch(train_crops, config)
-    train_ds = make_dataset(train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None)
+    train_ds = make_dataset(
+        train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None
+    )
     val_ds = make_dataset(val_crops, config, size=size, training=False)
-    weights = class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
+    weights = (
+        class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
+    )
 
     model = _compile(config, size)
     best = out / "checkpoints" / "best.keras"
@@ -105,11 +130,25 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.early_stopping_patience),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
-    log.info("training %s at %d px on %d crops (val %d), policy %s", config.backbone, size, len(train_crops),
-             len(val_crops), policy)
+    log.info(
+        "training %s at %d px on %d crops (val %d), policy %s",
+        config.backbone,
+        size,
+        len(train_crops),
+        len(val_crops),
+        policy,
+    )
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results go there
-        model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
-                  class_weight=weights, callbacks=callbacks, verbose=verbose)
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            class_weight=weights,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
     train_seconds = time.monotonic() - started
 
     keras.mixed_precision.set_global_policy("float32")
@@ -121,12 +160,23 @@ def train(config: TrainConfig, data_dir: str | pathlib.Path, out_dir: str | path
         "input_size": size,
         "crop_margin": margin,
         "threshold": report["threshold"],
-        "dataset": {"path": str(data_dir.resolve()), "name": info.get("dataset"), "root": info.get("root"),
-                    "frames": info.get("frames"), "counts": info.get("counts"),
-                    "train_crops": len(train_crops), "val_crops": len(val_crops), "self_blended": config.sbi},
+        "dataset": {
+            "path": str(data_dir.resolve()),
+            "name": info.get("dataset"),
+            "root": info.get("root"),
+            "frames": info.get("frames"),
+            "counts": info.get("counts"),
+            "train_crops": len(train_crops),
+            "val_crops": len(val_crops),
+            "self_blended": config.sbi,
+        },
         "metrics": report["metrics"],
         "config": config.as_dict(),
-        "training": {"seconds": round(train_seconds, 1), "epochs": _epochs_run(out), "precision_policy": policy},
+        "training": {
+            "seconds": round(train_seconds, 1),
+            "epochs": _epochs_run(out),
+            "precision_policy": policy,
+        },
         "plots": report["plots"],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -144,9 +194,14 @@ def _compile(config: TrainConfig, size: int):
 
     model = build_model(config.backbone, size, config.weights, dropout=config.dropout)
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay),
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=config.learning_rate, weight_decay=config.weight_decay
+        ),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-        metrics=[keras.metrics.AUC(from_logits=True, name="auc"), keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+        metrics=[
+            keras.metrics.AUC(from_logits=True, name="auc"),
+            keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
+        ],
     )
     return model
 
@@ -156,7 +211,9 @@ def _epochs_run(out: pathlib.Path) -> int:
     return max(0, len(history.read_text().splitlines()) - 1) if history.is_file() else 0
 
 
-def _report(model, config: TrainConfig, data_dir: pathlib.Path, out: pathlib.Path, size: int, val_crops) -> dict:
+def _report(
+    model, config: TrainConfig, data_dir: pathlib.Path, out: pathlib.Path, size: int, val_crops
+) -> dict:
     """Threshold chosen on validation (video level, aggregated as the client does); val and test metrics."""
     from training.plots import plot_history
 

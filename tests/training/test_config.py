@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from deepfake_client.errors import InvalidInputError
+
 from training.cli import train_main
 from training.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
 
@@ -48,8 +48,21 @@ def test_cli_bad_config_exit_2_nothing_written(tmp_path, capsys):
     assert train_main(["--config", str(path), "--data", str(tmp_path), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown model name 'vgg16'" in err[0] and "bad.yaml" in err[0]
-    assert train_main(["--config", "smoke", "--set", "colour=1", "--data", str(tmp_path), "--out", str(out)]) == 2
+    assert (
+        train_main(["--config", "smoke", "--set", "colour=1", "--data", str(tmp_path), "--out", str(out)])
+        == 2
+    )
     assert "unknown config key 'colour'" in capsys.readouterr().err
     assert train_main(["--config", "smoke", "--data", str(tmp_path), "--out", str(out), "--quiet"]) == 2
     assert "prepare.json: missing" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_evaluate_missing_run_is_not_found(tmp_path, capsys):
+    from training.cli import evaluate_main
+
+    assert evaluate_main([str(tmp_path / "nope"), "--quiet"]) == 3
+    assert "no such run folder" in capsys.readouterr().err
+    (tmp_path / "run").mkdir()
+    assert evaluate_main([str(tmp_path / "run"), "--quiet"]) == 3
+    assert "run.json: missing" in capsys.readouterr().err

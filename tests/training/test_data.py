@@ -1,18 +1,26 @@
-"""The input pipeline: the same preprocessing eagerly and inside tf.data, seeded augmentation, balance, SBI."""
+"""The input pipeline: preprocessing eagerly == inside tf.data, seeded augmentation, balance, SBI."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from deepfake_client.errors import InvalidInputError
+
 from training.config import load_config
 from training.data import class_weights, load_crops, make_dataset, preprocess, read_crop
 
 pytestmark = pytest.mark.needs_tf
 
-HEAVY = ["augment=true", "rotation_deg=10.0", "crop_fraction=0.1", "saturation=0.2", "hue=0.05",
-         "blur_probability=0.5", "jpeg_probability=0.5", "noise_probability=0.5"]
+HEAVY = [
+    "augment=true",
+    "rotation_deg=10.0",
+    "crop_fraction=0.1",
+    "saturation=0.2",
+    "hue=0.05",
+    "blur_probability=0.5",
+    "jpeg_probability=0.5",
+    "noise_probability=0.5",
+]
 
 
 def test_preprocessing_is_the_same_eagerly_and_in_tf_data(prepared_crops):
@@ -22,15 +30,20 @@ def test_preprocessing_is_the_same_eagerly_and_in_tf_data(prepared_crops):
     crops = load_crops(prepared_crops, "train")
     paths = crops.paths[:4]
     seeds = np.arange(8, dtype=np.int64).reshape(4, 2) + 1234
-    eager = [preprocess(read_crop(tf.constant(p), 64), tf.constant(s), config, True).numpy() for p, s in zip(paths, seeds)]
+    eager = [
+        preprocess(read_crop(tf.constant(p), 64), tf.constant(s), config, True).numpy()
+        for p, s in zip(paths, seeds, strict=True)
+    ]
     ds = tf.data.Dataset.from_tensor_slices((paths, seeds)).map(
-        lambda p, s: preprocess(read_crop(p, 64), s, config, True), num_parallel_calls=4)
+        lambda p, s: preprocess(read_crop(p, 64), s, config, True), num_parallel_calls=4
+    )
     in_pipeline = [x.numpy() for x in ds]
-    for a, b in zip(eager, in_pipeline):
+    for a, b in zip(eager, in_pipeline, strict=True):
         assert a.dtype == b.dtype == np.uint8 and a.shape == (64, 64, 3)
         np.testing.assert_array_equal(a, b)
     raw = [read_crop(tf.constant(p), 64).numpy() for p in paths]
-    assert sum(not np.array_equal(a, r) for a, r in zip(eager, raw)) >= 3  # augmentation does change crops
+    changed = sum(not np.array_equal(a, r) for a, r in zip(eager, raw, strict=True))
+    assert changed >= 3  # augmentation does change crops
     again = preprocess(read_crop(tf.constant(paths[0]), 64), tf.constant(seeds[0]), config, True).numpy()
     np.testing.assert_array_equal(again, eager[0])
     other = preprocess(read_crop(tf.constant(paths[0]), 64), tf.constant(seeds[0] + 7), config, True).numpy()
@@ -89,4 +102,6 @@ def test_blend_mask_covers_the_inner_face_only():
         assert mask[:3].max() < 0.05 and mask[:, :3].max() < 0.05  # the crop border is not
     image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert self_blend(image, np.random.default_rng(2)).shape == (64, 64, 3)
-    np.testing.assert_array_equal(self_blend(image, np.random.default_rng(2)), self_blend(image, np.random.default_rng(2)))
+    np.testing.assert_array_equal(
+        self_blend(image, np.random.default_rng(2)), self_blend(image, np.random.default_rng(2))
+    )

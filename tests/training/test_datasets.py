@@ -6,9 +6,17 @@ import json
 import pathlib
 
 import pytest
-
 from deepfake_client.errors import InvalidInputError, NotFoundError
-from training.datasets import hash_split, read_celebdf, read_dataset, read_dfdc, read_ffpp, read_folder, stratified_split
+
+from training.datasets import (
+    hash_split,
+    read_celebdf,
+    read_dataset,
+    read_dfdc,
+    read_ffpp,
+    read_folder,
+    stratified_split,
+)
 
 
 def touch(path: pathlib.Path) -> pathlib.Path:
@@ -132,7 +140,8 @@ def make_celebdf(root: pathlib.Path) -> None:
     for name in ("id0_id1_0000", "id0_id2_0001", "id1_id0_0000", "id1_id2_0001", "id2_id0_0000"):
         touch(root / "Celeb-synthesis" / f"{name}.mp4")
     (root / "List_of_testing_videos.txt").write_text(
-        "1 YouTube-real/00170.mp4\n1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id2_id0_0000.mp4\n")
+        "1 YouTube-real/00170.mp4\n1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id2_id0_0000.mp4\n"
+    )
 
 
 def test_celebdf_inverted_labels_and_test_groups(tmp_path):
@@ -143,14 +152,20 @@ def test_celebdf_inverted_labels_and_test_groups(tmp_path):
     assert items["Celeb-synthesis/id2_id0_0000.mp4"].split == "test"
     # the fake of a test original would leak its original's face into training: left out
     assert "Celeb-synthesis/id0_id1_0000.mp4" not in items
-    assert {i.split for i in items.values() if i.id not in ("YouTube-real/00170.mp4", "Celeb-real/id0_0000.mp4",
-                                                           "Celeb-synthesis/id2_id0_0000.mp4")} <= {"train", "val"}
+    assert {
+        i.split
+        for i in items.values()
+        if i.id
+        not in ("YouTube-real/00170.mp4", "Celeb-real/id0_0000.mp4", "Celeb-synthesis/id2_id0_0000.mp4")
+    } <= {"train", "val"}
     assert items["Celeb-synthesis/id1_id2_0001.mp4"].split == items["Celeb-real/id1_0001.mp4"].split
 
 
 def test_celebdf_bad_test_list(tmp_path):
     make_celebdf(tmp_path)
-    (tmp_path / "List_of_testing_videos.txt").write_text("1 YouTube-real/00170.mp4\nREAL Celeb-real/id0_0000.mp4\n")
+    (tmp_path / "List_of_testing_videos.txt").write_text(
+        "1 YouTube-real/00170.mp4\nREAL Celeb-real/id0_0000.mp4\n"
+    )
     with pytest.raises(InvalidInputError, match=r"List_of_testing_videos\.txt:2: expected"):
         read_celebdf(tmp_path)
     (tmp_path / "List_of_testing_videos.txt").write_text("0 YouTube-real/00170.mp4\n")
@@ -179,7 +194,9 @@ def test_folder_reader(tmp_path):
 def test_unknown_dataset_and_stable_splits(tmp_path):
     with pytest.raises(InvalidInputError, match="unknown dataset 'kaggle'"):
         read_dataset("kaggle", tmp_path)
-    assert hash_split("abc", val_fraction=0.1, test_fraction=0.1) == hash_split("abc", val_fraction=0.1, test_fraction=0.1)
+    assert hash_split("abc", val_fraction=0.1, test_fraction=0.1) == hash_split(
+        "abc", val_fraction=0.1, test_fraction=0.1
+    )
     groups = {f"g{i}": i % 2 for i in range(20)}
     splits = stratified_split(groups, val_fraction=0.2, test_fraction=0.2)
     assert sum(s == "test" for s in splits.values()) == 4 and sum(s == "val" for s in splits.values()) == 4

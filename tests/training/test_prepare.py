@@ -10,10 +10,10 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import HaarDetector, crop_face, extract_faces
 from deepfake_client.video import sample_frames
+
 from training.cli import prepare_main
 from training.prepare import prepare_dataset, read_manifest
 
@@ -27,7 +27,9 @@ def test_crops_equal_the_clients_crop_pixel_for_pixel(prepared_crops, synthetic_
     detector = HaarDetector()
     for face in record["faces"]:
         frame = frames[face["frame"]]
-        client = extract_faces(frame.rgb, detector, info["crop_margin"], info["input_size"], frame.index)[face["face"]]
+        client = extract_faces(frame.rgb, detector, info["crop_margin"], info["input_size"], frame.index)[
+            face["face"]
+        ]
         stored = cv2.cvtColor(cv2.imread(str(prepared_crops / face["file"])), cv2.COLOR_BGR2RGB)
         assert stored.shape == (64, 64, 3)
         np.testing.assert_array_equal(stored, client.crop)
@@ -42,7 +44,9 @@ def test_manifest_and_counts(prepared_crops):
     assert info["input_size"] == 64 and info["crop_margin"] == 0.3
     assert sum(c["crops"] for c in info["counts"].values()) == sum(len(r["faces"]) for r in records)
     assert {r["split"] for r in records} == {"train", "val", "test"}
-    assert {r["split"] for r in records if r["id"].endswith("vid_000.mp4")} == {"test"}  # a pair stays together
+    assert {r["split"] for r in records if r["id"].endswith("vid_000.mp4")} == {
+        "test"
+    }  # a pair stays together
     for r in records:
         assert r["status"] == "ok" and r["label"] == ("/fake/" in r["id"])
         assert all(f["file"].startswith(f"faces/{r['split']}/") for f in r["faces"])
@@ -73,9 +77,13 @@ def test_resume_skips_finished_and_corrupt_video_is_not_fatal(synthetic_dataset,
 
 def test_parallel_workers(synthetic_dataset, tmp_path):
     out = tmp_path / "crops"
-    info = prepare_dataset("folder", synthetic_dataset, out, size=32, frames=2, workers=2, progress=False, limit=2)
+    info = prepare_dataset(
+        "folder", synthetic_dataset, out, size=32, frames=2, workers=2, progress=False, limit=2
+    )
     records = read_manifest(out)
-    assert len(records) == len({r["id"] for r in records}) == sum(c["videos"] for c in info["counts"].values())
+    assert (
+        len(records) == len({r["id"] for r in records}) == sum(c["videos"] for c in info["counts"].values())
+    )
     assert all(r["status"] == "ok" for r in records)
 
 
@@ -92,8 +100,24 @@ def test_bad_layout_exit_2_and_nothing_written(tmp_path, capsys):
 
 def test_prepare_cli_prints_a_summary(synthetic_dataset, tmp_path, capsys):
     out = tmp_path / "crops"
-    code = prepare_main(["--dataset", "folder", str(synthetic_dataset), str(out), "--size", "32", "--frames", "1",
-                         "--workers", "1", "--limit", "1", "--quiet", "--json"])
+    code = prepare_main(
+        [
+            "--dataset",
+            "folder",
+            str(synthetic_dataset),
+            str(out),
+            "--size",
+            "32",
+            "--frames",
+            "1",
+            "--workers",
+            "1",
+            "--limit",
+            "1",
+            "--quiet",
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["input_size"] == 32 and pathlib.Path(out / "manifest.jsonl").is_file()

@@ -20,7 +20,9 @@ def test_smoke_preset_trains_evaluates_and_reports_in_under_two_minutes(tmp_path
     crops = tmp_path / "crops"
     prepare_dataset("folder", data, crops, size=64, frames=6, workers=2, progress=False)
     run = tmp_path / "runs" / "r1"
-    assert train_main(["--config", "smoke", "--data", str(crops), "--out", str(run), "--quiet", "--json"]) == 0
+    assert (
+        train_main(["--config", "smoke", "--data", str(crops), "--out", str(run), "--quiet", "--json"]) == 0
+    )
     trained = json.loads(capsys.readouterr().out)
     assert evaluate_main([str(run), "--data", str(crops), "--split", "test", "--quiet", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -31,8 +33,16 @@ def test_smoke_preset_trains_evaluates_and_reports_in_under_two_minutes(tmp_path
     assert info["backbone"] == "tiny" and info["input_size"] == 64 and info["crop_margin"] == 0.3
     assert 0.0 < info["threshold"] < 1.0 and info["threshold"] == trained["threshold"]
     assert info["config"]["backbone"] == "tiny" and info["dataset"]["train_crops"] > 100
-    for name in ("model.keras", "config.yaml", "history.csv", "training_curves.png", "roc_val.png",
-                 "confusion_test.png", "eval_test.json", "checkpoints/best.keras"):
+    for name in (
+        "model.keras",
+        "config.yaml",
+        "history.csv",
+        "training_curves.png",
+        "roc_val.png",
+        "confusion_test.png",
+        "eval_test.json",
+        "checkpoints/best.keras",
+    ):
         assert (run / name).is_file(), name
     # the pipeline learns something real: the blending artefact, on videos it never saw
     val_auc = info["metrics"]["val"]["frame"]["roc_auc"]
