@@ -15,9 +15,11 @@ from tests.conftest import ROOT, free_port
 
 
 class GatewayProcess:
-    """A running gateway: ``url``, ``upload_dir``, ``process``; ``rss_kb()`` / ``peak_rss_kb()`` from /proc."""
+    """A running gateway: ``url``, ``upload_dir``, ``process``; RSS and peak RSS from /proc."""
 
-    def __init__(self, process: subprocess.Popen, port: int, upload_dir: pathlib.Path, log_path: pathlib.Path):
+    def __init__(
+        self, process: subprocess.Popen, port: int, upload_dir: pathlib.Path, log_path: pathlib.Path
+    ):
         self.process = process
         self.url = f"http://127.0.0.1:{port}"
         self.port = port
@@ -43,16 +45,30 @@ class GatewayProcess:
         return sorted(p.name for p in self.upload_dir.iterdir()) if self.upload_dir.exists() else []
 
 
-def start_gateway(server_url: str, root: pathlib.Path, *extra: str, timeout_s: float = 60.0) -> GatewayProcess:
+def start_gateway(
+    server_url: str, root: pathlib.Path, *extra: str, timeout_s: float = 60.0
+) -> GatewayProcess:
     """Start ``python -m deepfake_client.web.cli`` against ``server_url``; wait until it answers."""
     port = free_port()
     upload_dir = root / "uploads"
     log_path = root / "gateway.log"
-    command = [sys.executable, "-m", "deepfake_client.web.cli", f"--server={server_url}", f"--port={port}",
-               f"--upload-dir={upload_dir}", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "deepfake_client.web.cli",
+        f"--server={server_url}",
+        f"--port={port}",
+        f"--upload-dir={upload_dir}",
+        *extra,
+    ]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                   env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
     gateway = GatewayProcess(process, port, upload_dir, log_path)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -85,8 +101,13 @@ MAX_UPLOAD_MB = 8
 @pytest.fixture(scope="session")
 def gateway(devserver, tmp_path_factory: pytest.TempPathFactory):
     """A gateway in front of the session dev server (label stable = version 1), 8 MB upload limit."""
-    process = start_gateway(devserver.grpc_url, tmp_path_factory.mktemp("gateway"),
-                            f"--max-upload-mb={MAX_UPLOAD_MB}", "--concurrency=2", "--max-waiting=16")  # fmt: skip
+    process = start_gateway(
+        devserver.grpc_url,
+        tmp_path_factory.mktemp("gateway"),
+        f"--max-upload-mb={MAX_UPLOAD_MB}",
+        "--concurrency=2",
+        "--max-waiting=16",
+    )
     yield process
     stop_gateway(process)
 
@@ -94,7 +115,13 @@ def gateway(devserver, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def dead_gateway(tmp_path_factory: pytest.TempPathFactory):
     """A gateway whose model server is down (nothing listens on its port); one scan at a time, no queue."""
-    process = start_gateway(f"grpc://127.0.0.1:{free_port()}", tmp_path_factory.mktemp("dead-gateway"),
-                            "--retries=0", "--timeout=5", "--concurrency=1", "--max-waiting=0")  # fmt: skip
+    process = start_gateway(
+        f"grpc://127.0.0.1:{free_port()}",
+        tmp_path_factory.mktemp("dead-gateway"),
+        "--retries=0",
+        "--timeout=5",
+        "--concurrency=1",
+        "--max-waiting=0",
+    )
     yield process
     stop_gateway(process)

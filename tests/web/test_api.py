@@ -19,8 +19,12 @@ from tests.web.conftest import MAX_UPLOAD_MB
 pytestmark = pytest.mark.needs_tf  # the dev server fixture exports a model with TensorFlow
 
 
-def post(url: str, name: str, data: bytes, content_type: str = "application/octet-stream", **params) -> httpx.Response:
-    return httpx.post(f"{url}/v1/scan", files={"file": (name, data, content_type)}, params=params, timeout=120)
+def post(
+    url: str, name: str, data: bytes, content_type: str = "application/octet-stream", **params
+) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/scan", files={"file": (name, data, content_type)}, params=params, timeout=120
+    )
 
 
 def wait_until_empty(gateway, timeout_s: float = 5.0) -> list[str]:
@@ -112,7 +116,9 @@ def test_bad_uploads(gateway, name: str, data: bytes, content_type: str, status:
 
 def test_no_file_field_and_not_multipart(gateway) -> None:
     wrong_field = httpx.post(f"{gateway.url}/v1/scan", files={"video": ("a.mp4", b"x", "video/mp4")})
-    assert wrong_field.status_code == 400 and "form field named 'file'" in wrong_field.json()["error"]["message"]
+    assert (
+        wrong_field.status_code == 400 and "form field named 'file'" in wrong_field.json()["error"]["message"]
+    )
     as_json = httpx.post(f"{gateway.url}/v1/scan", json={"file": "a.mp4"})
     assert as_json.status_code == 415 and "multipart/form-data" in as_json.json()["error"]["message"]
 
@@ -120,8 +126,10 @@ def test_no_file_field_and_not_multipart(gateway) -> None:
 def test_too_large_by_content_length_is_refused_before_reading(gateway) -> None:
     limit = MAX_UPLOAD_MB * 1024 * 1024
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                     b"Content-Length: %d\r\n\r\n" % (limit + 1))  # fmt: skip
+        sock.sendall(
+            b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: %d\r\n\r\n" % (limit + 1)
+        )
         reply = sock.recv(65536).decode()  # answered without a single body byte sent
     assert reply.startswith("HTTP/1.1 413"), reply
     assert gateway.uploads_left() == []
@@ -139,8 +147,12 @@ def test_too_large_is_refused_while_streaming(gateway) -> None:
         yield b"\r\n--b--\r\n"
 
     try:
-        reply = httpx.post(f"{gateway.url}/v1/scan", content=body(), timeout=60,
-                           headers={"content-type": "multipart/form-data; boundary=b"})  # fmt: skip
+        reply = httpx.post(
+            f"{gateway.url}/v1/scan",
+            content=body(),
+            timeout=60,
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
         assert reply.status_code == 413, reply.text
         assert "limit" in reply.json()["error"]["message"]
     except httpx.TransportError:
@@ -152,8 +164,10 @@ def test_too_large_is_refused_while_streaming(gateway) -> None:
 def test_client_disconnecting_mid_upload_leaves_no_file(gateway) -> None:
     head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="cut.mp4"\r\n\r\n'
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                     b"Content-Length: 5000000\r\n\r\n" + head + b"\0" * 1_000_000)  # fmt: skip
+        sock.sendall(
+            b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 5000000\r\n\r\n" + head + b"\0" * 1_000_000
+        )
         deadline = time.monotonic() + 10
         while not gateway.uploads_left() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -162,12 +176,16 @@ def test_client_disconnecting_mid_upload_leaves_no_file(gateway) -> None:
     assert httpx.get(f"{gateway.url}/healthz").status_code == 200
 
 
-def test_concurrent_uploads_are_all_answered_alike(gateway, face_video: pathlib.Path, face_jpeg: bytes) -> None:
+def test_concurrent_uploads_are_all_answered_alike(
+    gateway, face_video: pathlib.Path, face_jpeg: bytes
+) -> None:
     video = face_video.read_bytes()
     jobs = [("v.mp4", video, "video/mp4")] * 4 + [("i.jpg", face_jpeg, "image/jpeg")] * 2
     with ThreadPoolExecutor(len(jobs)) as pool:
         replies = list(pool.map(lambda job: post(gateway.url, *job), jobs))
-    assert [r.status_code for r in replies] == [200] * len(jobs), [r.text for r in replies if r.status_code != 200]
+    assert [r.status_code for r in replies] == [200] * len(jobs), [
+        r.text for r in replies if r.status_code != 200
+    ]
     assert len({r.json()["score"] for r in replies[:4]}) == 1  # the same video, the same verdict
     assert len({r.json()["score"] for r in replies[4:]}) == 1
     assert wait_until_empty(gateway) == []
@@ -195,7 +213,9 @@ def test_page_and_static_files_are_served(gateway) -> None:
         assert httpx.get(f"{gateway.url}/static/{asset}").status_code == 200
 
 
-def test_model_server_down_gives_503_and_the_gateway_keeps_serving(dead_gateway, face_video: pathlib.Path) -> None:
+def test_model_server_down_gives_503_and_the_gateway_keeps_serving(
+    dead_gateway, face_video: pathlib.Path
+) -> None:
     for _ in range(2):
         reply = post(dead_gateway.url, "clip.mp4", face_video.read_bytes(), "video/mp4")
         assert reply.status_code == 503, reply.text
@@ -210,9 +230,11 @@ def test_model_server_down_gives_503_and_the_gateway_keeps_serving(dead_gateway,
 def test_uploads_beyond_the_queue_get_503_at_once(dead_gateway) -> None:
     """The dead gateway admits one upload in flight; a second, while the first streams, is refused."""
     with socket.create_connection(("127.0.0.1", dead_gateway.port), timeout=10) as sock:
-        sock.sendall(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                     b'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; '
-                     b'filename="slow.mp4"\r\n\r\n' + b"\0" * 1000)  # fmt: skip
+        sock.sendall(
+            b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b'Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="slow.mp4"\r\n\r\n' + b"\0" * 1000
+        )
         deadline = time.monotonic() + 10
         while not dead_gateway.uploads_left() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -222,8 +244,10 @@ def test_uploads_beyond_the_queue_get_503_at_once(dead_gateway) -> None:
 
 
 def test_cli_help_is_fast_and_the_gateway_imports_no_tensorflow() -> None:
-    code = ("import sys, deepfake_client.web.app, deepfake_client.web.upload, deepfake_client.web.cli; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")  # fmt: skip
+    code = (
+        "import sys, deepfake_client.web.app, deepfake_client.web.upload, deepfake_client.web.cli; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     from deepfake_client.web.cli import main
 

@@ -31,7 +31,11 @@ def _missing() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.needs_tf, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs_tf,
+    pytest.mark.skipif(_missing() is not None, reason=str(_missing())),
+]
 
 
 @pytest.fixture
@@ -42,9 +46,19 @@ def browser():
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=390,1400"):  # fmt: skip
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=390,1400",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -55,7 +69,9 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_upload_a_video_and_see_the_verdict(browser, gateway, face_video: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_upload_a_video_and_see_the_verdict(
+    browser, gateway, face_video: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -70,7 +86,9 @@ def test_upload_a_video_and_see_the_verdict(browser, gateway, face_video: pathli
     assert browser.find_element(By.ID, "model").text == "deepfake_detector v1"
     assert browser.find_element(By.ID, "probability").text.endswith("%")
     thumbnails = browser.find_elements(By.CSS_SELECTOR, "#faces img")
-    assert thumbnails and all(browser.execute_script("return arguments[0].naturalWidth", t) == 96 for t in thumbnails)
+    assert thumbnails and all(
+        browser.execute_script("return arguments[0].naturalWidth", t) == 96 for t in thumbnails
+    )
     assert browser.find_element(By.ID, "plot-figure").is_displayed()
     assert len(browser.find_elements(By.CSS_SELECTOR, "#plot circle")) == len(thumbnails)
     # the verdict heading takes the focus, for keyboard and screen-reader users

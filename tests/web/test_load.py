@@ -18,7 +18,9 @@ from tests.web.conftest import start_gateway, stop_gateway
 pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
 
 UPLOADS = 8
-PEAK_GROWTH_LIMIT_MB = 150  # measured +29 MB; over the warm resident set, for 8 clips in flight (2 being scanned)
+PEAK_GROWTH_LIMIT_MB = (
+    150  # measured +29 MB; over the warm resident set, for 8 clips in flight (2 being scanned)
+)
 ROUND_GROWTH_LIMIT_MB = 40  # a second round of 8 may not keep what the first one used
 
 
@@ -51,15 +53,20 @@ def test_eight_concurrent_ten_second_clips(devserver, tmp_path: pathlib.Path) ->
         warm_kb = gateway.rss_kb()
 
         replies = upload_all(gateway.url, clip, UPLOADS)
-        assert [r.status_code for r in replies] == [200] * UPLOADS, [r.text for r in replies if r.status_code != 200]
+        assert [r.status_code for r in replies] == [200] * UPLOADS, [
+            r.text for r in replies if r.status_code != 200
+        ]
         assert {r.json()["score"] for r in replies} == {warm.json()["score"]}  # all scored alike
         peak_growth_mb = (gateway.peak_rss_kb() - warm_kb) / 1024
         after_first_kb = gateway.rss_kb()
 
         assert all(r.status_code == 200 for r in upload_all(gateway.url, clip, UPLOADS))
         round_growth_mb = (gateway.rss_kb() - after_first_kb) / 1024
-        print(f"gateway RSS: warm {warm_kb / 1024:.0f} MB, peak +{peak_growth_mb:.0f} MB during {UPLOADS} uploads, "
-              f"+{round_growth_mb:.1f} MB after a second round")  # fmt: skip
+        print(
+            f"gateway RSS: warm {warm_kb / 1024:.0f} MB, "
+            f"peak +{peak_growth_mb:.0f} MB during {UPLOADS} uploads, "
+            f"+{round_growth_mb:.1f} MB after a second round"
+        )
         assert peak_growth_mb < PEAK_GROWTH_LIMIT_MB
         assert round_growth_mb < ROUND_GROWTH_LIMIT_MB
         assert gateway.uploads_left() == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from deepfake_client.web.upload import UnsupportedMediaError, media_suffix, sniff_suffix
 
 
@@ -42,6 +41,7 @@ def test_per_shape_detector_matches_a_fresh_detector_after_other_shapes(face_ima
     """The gateway's guard against cv2.dnn nets that go wrong after an input-shape change."""
     from deepfake_client.faces import default_detector_name, make_detector
     from deepfake_client.web.app import PerShapeDetector
+
     from training.synthetic import moving_face_frames
 
     if default_detector_name() != "centerface":

@@ -88,7 +88,7 @@ def scan_upload(client: Any, upload: Upload, *, thumbnails: bool = False) -> dic
     out["size_bytes"] = upload.size
     faces = prepared.faces
     if thumbnails and len(faces) == len(out["faces"]):  # a re-crop for another version changes the faces
-        for face, scored in zip(faces[:MAX_THUMBNAILS], out["faces"]):
+        for face, scored in zip(faces[:MAX_THUMBNAILS], out["faces"], strict=False):
             if face.frame_index == scored["frame_index"]:
                 scored["thumbnail"] = encode_thumbnail(face.crop)
     return out
@@ -106,7 +106,9 @@ def check_health(client: Any) -> dict[str, Any]:
     model = client.target.model
     states = client.transport.status(Target(model), timeout_s=HEALTH_TIMEOUT_S)
     try:
-        stable = client.transport.metadata(Target(model, label=contract.STABLE_LABEL), timeout_s=HEALTH_TIMEOUT_S)
+        stable = client.transport.metadata(
+            Target(model, label=contract.STABLE_LABEL), timeout_s=HEALTH_TIMEOUT_S
+        )
         stable_version = stable.version
     except NotFoundError:
         stable_version = None
@@ -153,7 +155,9 @@ class _Gate:
 
     def enter(self) -> None:
         if self.active >= self.limit:
-            raise ServerUnavailableError(f"the gateway is busy ({self.active} uploads in flight); try again shortly")
+            raise ServerUnavailableError(
+                f"the gateway is busy ({self.active} uploads in flight); try again shortly"
+            )
         self.active += 1
 
     def leave(self) -> None:
@@ -190,7 +194,9 @@ def create_app(
 
     if max_concurrency < 1 or max_waiting < 0 or max_upload_bytes < 1:
         raise ValueError("max_concurrency >= 1, max_waiting >= 0 and max_upload_bytes >= 1 are required")
-    directory = pathlib.Path(upload_dir) if upload_dir else pathlib.Path(tempfile.gettempdir()) / "deepfake-web"
+    directory = (
+        pathlib.Path(upload_dir) if upload_dir else pathlib.Path(tempfile.gettempdir()) / "deepfake-web"
+    )
     gate = _Gate(max_concurrency + max_waiting)
     limiters: dict[str, anyio.CapacityLimiter] = {}
     document = openapi_document(max_upload_bytes=max_upload_bytes)
@@ -211,10 +217,13 @@ def create_app(
             return error_response(err)
         upload = None
         try:
-            upload = await receive_upload(dict(request.headers), request.stream(), directory=directory,
-                                          max_bytes=max_upload_bytes)  # fmt: skip
+            upload = await receive_upload(
+                dict(request.headers), request.stream(), directory=directory, max_bytes=max_upload_bytes
+            )
             log.info("scanning %s (%s, %d bytes)", upload.filename, upload.kind, upload.size)
-            verdict = await off_loop("scan", max_concurrency, partial(scan_upload, client, upload, thumbnails=thumbnails))
+            verdict = await off_loop(
+                "scan", max_concurrency, partial(scan_upload, client, upload, thumbnails=thumbnails)
+            )
             return JSONResponse(verdict)
         except DeepfakeError as err:
             log.info("scan refused: %s (%s)", err, err.http_status)

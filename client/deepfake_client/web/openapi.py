@@ -15,31 +15,59 @@ FACE = {
     "properties": {
         "frame_index": {"type": "integer"},
         "timestamp_s": {"type": "number"},
-        "box": {"type": ["array", "null"], "items": {"type": "number"}, "description": "[x, y, w, h] in pixels"},
+        "box": {
+            "type": ["array", "null"],
+            "items": {"type": "number"},
+            "description": "[x, y, w, h] in pixels",
+        },
         "confidence": {"type": "number", "description": "the face detector's confidence"},
         "fake_probability": {"type": "number", "minimum": 0, "maximum": 1},
         "track": {"type": "integer", "description": "which person (faces linked across frames)"},
-        "thumbnail": {"type": "string", "description": "with ?thumbnails=1: the scored crop as a JPEG data: URL"},
+        "thumbnail": {
+            "type": "string",
+            "description": "with ?thumbnails=1: the scored crop as a JPEG data: URL",
+        },
     },
 }
 TRACK = {
     "type": "object",
     "required": ["track", "faces", "first_frame", "last_frame", "score", "label", "minor"],
     "properties": {
-        "track": {"type": "integer"}, "faces": {"type": "integer"}, "first_frame": {"type": "integer"},
-        "last_frame": {"type": "integer"}, "score": {"type": "number"},
-        "label": {"type": "string", "enum": ["FAKE", "REAL"]}, "minor": {"type": "boolean"},
+        "track": {"type": "integer"},
+        "faces": {"type": "integer"},
+        "first_frame": {"type": "integer"},
+        "last_frame": {"type": "integer"},
+        "score": {"type": "number"},
+        "label": {"type": "string", "enum": ["FAKE", "REAL"]},
+        "minor": {"type": "boolean"},
     },
-}  # fmt: skip
+}
 VERDICT = {
     "type": "object",
-    "required": ["source", "kind", "label", "score", "threshold", "aggregation", "model_name", "model_version",
-                 "target", "frames", "face_count", "tracks", "timings_s", "faces"],
+    "required": [
+        "source",
+        "kind",
+        "label",
+        "score",
+        "threshold",
+        "aggregation",
+        "model_name",
+        "model_version",
+        "target",
+        "frames",
+        "face_count",
+        "tracks",
+        "timings_s",
+        "faces",
+    ],
     "properties": {
         "source": {"type": "string", "description": "the uploaded file's name"},
         "kind": {"type": "string", "enum": ["video", "image"]},
         "label": {"type": "string", "enum": ["FAKE", "REAL", "NO_FACE"]},
-        "score": {"type": ["number", "null"], "description": "aggregated fake probability; null without a face"},
+        "score": {
+            "type": ["number", "null"],
+            "description": "aggregated fake probability; null without a face",
+        },
         "threshold": {"type": "number"},
         "aggregation": {"type": "string", "enum": ["confident", "mean", "max"]},
         "model_name": {"type": "string"},
@@ -52,7 +80,7 @@ VERDICT = {
         "timings_s": _NUMBER_MAP,
         "size_bytes": {"type": "integer"},
     },
-}  # fmt: skip
+}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -60,7 +88,11 @@ ERROR = {
         "error": {
             "type": "object",
             "required": ["type", "message", "status"],
-            "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "status": {"type": "integer"}},
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "status": {"type": "integer"},
+            },
         }
     },
 }
@@ -80,8 +112,10 @@ HEALTH = {
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}  # fmt: skip
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
@@ -98,22 +132,40 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                 "post": {
                     "summary": "Scan an uploaded image or video",
                     "operationId": "scan",
-                    "parameters": [{
-                        "name": "thumbnails", "in": "query", "required": False,
-                        "schema": {"type": "boolean", "default": False},
-                        "description": "add a small JPEG of each scored face crop",
-                    }],
+                    "parameters": [
+                        {
+                            "name": "thumbnails",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean", "default": False},
+                            "description": "add a small JPEG of each scored face crop",
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
-                        "content": {"multipart/form-data": {"schema": {
-                            "type": "object", "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary",
-                                                    "description": f"at most {max_upload_bytes} bytes"}},
-                        }}},
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {
+                                        "file": {
+                                            "type": "string",
+                                            "format": "binary",
+                                            "description": f"at most {max_upload_bytes} bytes",
+                                        }
+                                    },
+                                }
+                            }
+                        },
                     },
                     "responses": {
-                        "200": {"description": "the verdict",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}}},
+                        "200": {
+                            "description": "the verdict",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}
+                            },
+                        },
                         "400": _error("not a readable image or video, empty, or malformed upload"),
                         "404": _error("the model or the targeted version or label does not exist"),
                         "413": _error(f"the upload is larger than {max_upload_bytes} bytes"),
@@ -128,16 +180,30 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                     "summary": "Whether the model server answers, and which version is stable",
                     "operationId": "health",
                     "responses": {
-                        "200": {"description": "the model server answers",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                        "503": {"description": "the model server does not answer",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                        "200": {
+                            "description": "the model server answers",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
+                        "503": {
+                            "description": "the model server does not answer",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
                     },
                 }
             },
-            "/": {"get": {"summary": "The upload page", "operationId": "page",
-                          "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}}}},
+            "/": {
+                "get": {
+                    "summary": "The upload page",
+                    "operationId": "page",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
         },
-        "components": {"schemas": {"Verdict": VERDICT, "Face": FACE, "Track": TRACK, "Error": ERROR,
-                                   "Health": HEALTH}},
-    }  # fmt: skip
+        "components": {
+            "schemas": {"Verdict": VERDICT, "Face": FACE, "Track": TRACK, "Error": ERROR, "Health": HEALTH}
+        },
+    }

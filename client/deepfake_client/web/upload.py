@@ -26,11 +26,21 @@ MAX_FIELD_BYTES = 64 * 1024  # a non-file form field (none is used; a bound so n
 SNIFF_BYTES = 64
 
 CONTENT_TYPE_SUFFIXES = {
-    "image/jpeg": ".jpg", "image/pjpeg": ".jpg", "image/png": ".png", "image/bmp": ".bmp",
-    "image/webp": ".webp", "image/tiff": ".tiff", "video/mp4": ".mp4", "video/quicktime": ".mov",
-    "video/x-msvideo": ".avi", "video/avi": ".avi", "video/x-matroska": ".mkv", "video/webm": ".webm",
-    "video/x-m4v": ".m4v", "video/mpeg": ".mpg",
-}  # fmt: skip
+    "image/jpeg": ".jpg",
+    "image/pjpeg": ".jpg",
+    "image/png": ".png",
+    "image/bmp": ".bmp",
+    "image/webp": ".webp",
+    "image/tiff": ".tiff",
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "video/x-msvideo": ".avi",
+    "video/avi": ".avi",
+    "video/x-matroska": ".mkv",
+    "video/webm": ".webm",
+    "video/x-m4v": ".m4v",
+    "video/mpeg": ".mpg",
+}
 GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
@@ -110,7 +120,9 @@ def media_suffix(filename: str, content_type: str, head: bytes) -> str:
         return sniffed
     what = ", ".join(x for x in (suffix, declared) if x) or "no type given"
     known = " ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-    raise UnsupportedMediaError(f"{filename or 'the upload'}: not a supported image or video ({what}); supported: {known}")
+    raise UnsupportedMediaError(
+        f"{filename or 'the upload'}: not a supported image or video ({what}); supported: {known}"
+    )
 
 
 async def receive_upload(
@@ -151,9 +163,20 @@ async def receive_upload(
         )
 
     directory.mkdir(parents=True, exist_ok=True)
-    state: dict = {"headers": {}, "header_name": b"", "header_value": b"", "fd": None, "path": None,
-                   "in_file": False, "field_bytes": 0, "files": 0, "filename": "", "content_type": "",
-                   "size": 0, "head": b""}  # fmt: skip
+    state: dict = {
+        "headers": {},
+        "header_name": b"",
+        "header_value": b"",
+        "fd": None,
+        "path": None,
+        "in_file": False,
+        "field_bytes": 0,
+        "files": 0,
+        "filename": "",
+        "content_type": "",
+        "size": 0,
+        "head": b"",
+    }
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["header_name"] += data[start:end]
@@ -198,10 +221,17 @@ async def receive_upload(
     def on_part_end() -> None:
         state["in_file"] = False
 
-    parser = MultipartParser(options[b"boundary"], {
-        "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })  # fmt: skip
+    parser = MultipartParser(
+        options[b"boundary"],
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     received = 0
     try:
         try:
@@ -231,7 +261,9 @@ async def receive_upload(
     path = state["path"].with_suffix(suffix)
     os.replace(state["path"], path)
     kind_name = "image" if suffix in IMAGE_SUFFIXES else "video"
-    return Upload(path, state["filename"] or f"upload{suffix}", state["content_type"], state["size"], kind_name)
+    return Upload(
+        path, state["filename"] or f"upload{suffix}", state["content_type"], state["size"], kind_name
+    )
 
 
 def _make_temp(directory: pathlib.Path) -> tuple[int, pathlib.Path]:
