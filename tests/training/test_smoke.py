@@ -46,9 +46,9 @@ def test_smoke_preset_trains_evaluates_and_reports_in_under_two_minutes(tmp_path
         assert (run / name).is_file(), name
     # the pipeline learns something real: the blending artefact, on videos it never saw
     val_auc = info["metrics"]["val"]["frame"]["roc_auc"]
-    assert val_auc > 0.7, f"validation AUC {val_auc:.3f}"
+    assert val_auc > 0.8, f"validation AUC {val_auc:.3f}"
     assert report["frame"]["count"] > 20 and report["video"]["count"] >= 8
-    assert report["frame"]["roc_auc"] > 0.6, report["frame"]
+    assert report["frame"]["roc_auc"] > 0.7, report["frame"]
     print(f"smoke: {elapsed:.0f} s, val AUC {val_auc:.3f}, test AUC {report['frame']['roc_auc']:.3f}")
 
     # a finished run is left alone when the command is repeated
