@@ -26,7 +26,9 @@ def log(line: str) -> None:
     print(f"deepfake-demo: {line}", file=sys.stderr, flush=True)
 
 
-def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10, seed: int = 0) -> dict:
+def run_demo(
+    out: pathlib.Path, *, videos_per_class: int = 24, frames: int = 10, sample_pairs: int = 3, seed: int = 0
+) -> dict:
     """Run the chain into ``out`` (emptied first); return the summary that is also written as JSON."""
     from deepfake_client import DetectorClient
     from deepfake_client.verdict import format_table
@@ -69,40 +71,52 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
     version = Rollout(repository=repository, log=log).publish(run)
     stage("export", start)
 
+    # New scenes the model never saw, made like the training data: real videos and their fakes.
     samples = out / "samples"
     samples.mkdir()
     videos = {}
-    for label in ("real", "fake"):
-        path = samples / f"sample_{label}.mp4"
-        write_video(
-            path, synthetic_frames(label == "fake", 24, 360, 640, seed=10_000 + (label == "fake")), fps=12
-        )
-        videos[label] = path
+    for pair in range(sample_pairs):
+        for label in ("real", "fake"):
+            path = samples / f"sample_{pair + 1}_{label}.mp4"
+            frames_rgb = synthetic_frames(label == "fake", 24, 240, 320, seed=seed + 10_007 + pair)
+            write_video(path, frames_rgb, fps=12)
+            videos[path] = label.upper()
 
     start = time.perf_counter()
     log("5/6 serving the repository with the dev server (TF-Serving-compatible gRPC and REST)")
-    verdicts, table = [], []
+    verdicts, by_server = [], {}
     server = start_devserver(repository / "models.config", out / "devserver.log")
-    grpc_url, rest_url = server.grpc_url, server.rest_url
     try:
         stage("serve", start)
         start = time.perf_counter()
-        log(f"6/6 scanning the sample videos over gRPC ({grpc_url}) and REST ({rest_url})")
-        for url in (grpc_url, rest_url):
+        log(f"6/6 scanning {len(videos)} new sample videos over gRPC and REST")
+        for url in (server.grpc_url, server.rest_url):
             with DetectorClient(url, label="stable") as client:
-                for truth, path in videos.items():
-                    verdict = client.scan_video(path)
-                    verdicts.append({"truth": truth.upper(), "server": url, **verdict.to_dict(faces=False)})
-                    table.append(verdict)
+                by_server[url] = [client.scan_video(path) for path in videos]
+            verdicts += [
+                {"truth": truth, "server": url, **v.to_dict(faces=False)}
+                for truth, v in zip(videos.values(), by_server[url], strict=True)
+            ]
         stage("scan", start)
     finally:
         stop_devserver(server)
-    print(format_table(table))
+    grpc_verdicts, rest_verdicts = by_server[server.grpc_url], by_server[server.rest_url]
+    print(format_table(grpc_verdicts))
+    correct = sum(v.label == truth for v, truth in zip(grpc_verdicts, videos.values(), strict=True))
+    agree = max(
+        abs((a.score or 0.0) - (b.score or 0.0)) for a, b in zip(grpc_verdicts, rest_verdicts, strict=True)
+    )
+    print(
+        f"{correct}/{len(videos)} sample videos labelled correctly (the truth is in each file name); "
+        f"REST and gRPC scores differ by at most {agree:.1e}"
+    )
     summary = {
         "version": version,
         "validation": run_info.get("metrics", {}),
         "timings_s": timings,
         "total_s": round(sum(timings.values()), 1),
+        "correct": correct,
+        "samples": len(videos),
         "verdicts": verdicts,
     }
     (out / "verdicts.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
@@ -112,7 +126,7 @@ def run_demo(out: pathlib.Path, *, videos_per_class: int = 16, frames: int = 10,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo-output", help="working folder (emptied first)")
-    parser.add_argument("--videos-per-class", type=int, default=16)
+    parser.add_argument("--videos-per-class", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
