@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from deepfake_client.contract import MODEL_NAME
-from deepfake_client.errors import DeepfakeError
+from deepfake_client.errors import DeepfakeError, report_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = export_run(args.run, args.repository, version=args.version, model_name=args.model_name)
     except DeepfakeError as err:
-        if args.debug:
-            raise
-        print(f"deepfake-export: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report_error("deepfake-export", err, debug=args.debug)
     if args.json:
         import orjson
 

@@ -8,7 +8,7 @@ import pathlib
 import sys
 
 from deepfake_client.contract import MODEL_NAME
-from deepfake_client.errors import DeepfakeError
+from deepfake_client.errors import DeepfakeError, report_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = {"stable": rollout.rollback()}
     except DeepfakeError as err:
-        if args.debug:
-            raise
-        print(f"deepfake-rollout: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report_error("deepfake-rollout", err, debug=args.debug)
     finally:
         for server in servers:
             server.close()

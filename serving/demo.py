@@ -17,7 +17,7 @@ import sys
 import time
 
 import orjson
-from deepfake_client.errors import DeepfakeError
+from deepfake_client.errors import DeepfakeError, report_error
 
 from serving.devserver.launcher import start_devserver, stop_devserver
 
@@ -135,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
     except DeepfakeError as err:
-        if args.debug:
-            raise
-        print(f"deepfake-demo: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report_error("deepfake-demo", err, debug=args.debug)
     if args.json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
     log(f"finished in {summary['total_s']:.0f} s; verdicts in {pathlib.Path(args.out) / 'verdicts.json'}")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from deepfake_client.contract import DEFAULT_CROP_MARGIN
-from deepfake_client.errors import DeepfakeError
+from deepfake_client.errors import DeepfakeError, report_error
 from deepfake_client.video import DEFAULT_FRAMES
 
 DATASETS = ("dfdc", "ffpp", "celebdf", "folder")
@@ -39,10 +39,7 @@ def _run(
     try:
         result = command()
     except DeepfakeError as err:
-        if args.debug:
-            raise
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return report_error(prog, err, debug=args.debug)
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

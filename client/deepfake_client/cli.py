@@ -16,11 +16,10 @@ import glob
 import os
 import pathlib
 import sys
-import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
+from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError, report_error
 
 DEFAULT_SERVER = "grpc://localhost:8500"
 NO_FACE_CSV_SCORE = 0.5
@@ -115,22 +114,13 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     return headers
 
 
-def _report(error: BaseException, debug: bool, where: str = "") -> None:
-    if debug:
-        traceback.print_exception(error, file=sys.stderr)
-    prefix = f"{where}: " if where and where not in str(error) else ""
-    code = getattr(error, "exit_code", 1)
-    print(f"deepfake-scan: error (exit {code}): {prefix}{error}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepfake-scan``; return the exit code."""
     args = build_parser().parse_args(argv)
     try:
         return _scan(args)
     except DeepfakeError as err:
-        _report(err, args.debug)
-        return err.exit_code
+        return report_error("deepfake-scan", err, debug=args.debug)
     except KeyboardInterrupt:
         print("deepfake-scan: interrupted", file=sys.stderr)
         return 130
@@ -195,13 +185,9 @@ def _scan(args: argparse.Namespace) -> int:
                         raise item
                     verdict = client.score(future.result())  # type: ignore[union-attr]
                 except DeepfakeError as err:
-                    _report(err, args.debug, str(item))
-                    worst = max(worst, err.exit_code)
+                    worst = max(worst, report_error("deepfake-scan", err, debug=args.debug, where=str(item)))
                 except Exception as err:  # a bug or a library's surprise: still one line, and go on
-                    _report(DeepfakeError(f"{type(err).__name__}: {err}"), args.debug, str(item))
-                    if args.debug:
-                        traceback.print_exception(err, file=sys.stderr)
-                    worst = max(worst, 1)
+                    worst = max(worst, report_error("deepfake-scan", err, debug=args.debug, where=str(item)))
                 else:
                     if args.json:
                         import orjson

@@ -45,3 +45,23 @@ class DeadlineExceededError(ServerUnavailableError):
 
     http_status = 504
     grpc_code = "DEADLINE_EXCEEDED"
+
+
+def report_error(prog: str, error: BaseException, *, debug: bool = False, where: str = "") -> int:
+    """Print ``error`` as the one line a CLI shows on stderr; return its exit code.
+
+    With ``debug`` the traceback comes first. ``where`` (a file name, say) prefixes the message
+    unless the message already names it. An error that is not a :class:`DeepfakeError` (a bug or
+    a library's surprise) still gets one line, and exit code 1.
+    """
+    import sys
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    code = error.exit_code if isinstance(error, DeepfakeError) else 1
+    prefix = f"{where}: " if where and where not in str(error) else ""
+    text = str(error) if isinstance(error, DeepfakeError) else f"{type(error).__name__}: {error}"
+    print(f"{prog}: error (exit {code}): {prefix}{text}", file=sys.stderr)
+    return code

@@ -163,7 +163,7 @@ def test_unreachable_server_and_bad_config(tmp_path, exported_version, capsys) -
     dead = "grpc://127.0.0.1:9"  # nothing listens on the discard port
     code = rollout_main(["--repository", str(repository), "--server", dead, "--timeout", "2", "canary", "1"])
     assert code == ServerUnavailableError.exit_code
-    assert "error:" in capsys.readouterr().err
+    assert "deepfake-rollout: error (exit 4): " in capsys.readouterr().err
     assert config_path.read_text() == original
 
     config_path.write_text("model_config_list { config { name: 'x' base_path: }")  # hand-edited, broken

@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
-from deepfake_client.errors import DeepfakeError, InvalidInputError
+from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
 
 DEFAULT_SERVER = "grpc://localhost:8500"
 
@@ -68,10 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _serve(args)
     except DeepfakeError as err:
-        if args.debug:
-            traceback.print_exception(err, file=sys.stderr)
-        print(f"deepfake-web: error (exit {err.exit_code}): {err}", file=sys.stderr)
-        return err.exit_code
+        return report_error("deepfake-web", err, debug=args.debug)
     except KeyboardInterrupt:
         return 130
 
