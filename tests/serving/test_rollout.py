@@ -202,3 +202,29 @@ def test_changes_take_effect_through_reload_not_polling(
     finally:
         transport.close()
         assert stop(server) == 0
+
+
+def test_one_rollout_drives_every_replica(tmp_path, exported_version, devserver_launcher) -> None:
+    """Two servers read one repository (as Kubernetes replicas on shared storage): the canary is
+    labelled only when both report it AVAILABLE, and both follow the promotion."""
+    start, stop = devserver_launcher
+    repository = make_repository(tmp_path, exported_version)
+    config = repository / "models.config"
+    flags = ("--allow_version_labels_for_unavailable_models=true", "--model_config_file_poll_wait_seconds=0")
+    servers = [start(repository, config, tmp_path / f"server{i}.log", *flags) for i in range(2)]
+    transports = [make_transport(s.grpc_url) for s in servers]
+    try:
+        rollout = Rollout(repository=repository, servers=transports, wait_timeout_s=60)
+        second = publish_second_version(repository)
+        rollout.canary(second)
+        assert all(t.status(Target())[second] == "AVAILABLE" for t in transports)
+        rollout.promote()
+        images = np.zeros((1, 64, 64, 3), np.uint8)
+        for transport in transports:
+            answer = transport.predict(Target(label="stable"), "serving_default", {"images": images})
+            assert answer.version == second
+    finally:
+        for transport in transports:
+            transport.close()
+        for server in servers:
+            stop(server)
