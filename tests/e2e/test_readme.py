@@ -159,3 +159,69 @@ def test_training_commands(tmp_path: pathlib.Path) -> None:
         command = command.replace("--config efficientnet_b0", "--config smoke --set epochs=2")
         run(command, tmp_path)
     assert (tmp_path / "models" / "deepfake_detector" / "1" / "assets.extra" / "model.json").is_file()
+
+
+def wait_for(url: str, needle: bytes, process: subprocess.Popen, timeout_s: float = 90.0) -> bytes:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                body = reply.read()
+                if needle in body:
+                    return body
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer with {needle!r} within {timeout_s} s")
+
+
+def start_literal(command: str, cwd: pathlib.Path) -> subprocess.Popen:
+    argv = shlex.split(command)
+    argv[0] = str(BIN / argv[0])
+    return subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_literal(process: subprocess.Popen) -> int:
+    process.terminate()
+    return process.wait(30)
+
+
+def test_upload_page_command(devserver, tmp_path: pathlib.Path) -> None:
+    from serving.devserver.launcher import free_port
+
+    (command,) = commands(section("The upload page"), "deepfake-web")
+    port = free_port()
+    command = command.replace("grpc://localhost:8500", devserver.grpc_url).replace("8080", str(port))
+    process = start_literal(command, tmp_path)
+    try:
+        health = json.loads(wait_for(f"http://127.0.0.1:{port}/healthz", b"stable_version", process))
+        assert health["stable_version"] == 1
+        assert b"<html" in wait_for(f"http://127.0.0.1:{port}/", b"<html", process).lower()
+    finally:
+        stop_literal(process)
+
+
+def test_development_server_command(exported_version: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    from serving.config import initial_config, save_config
+    from serving.devserver.launcher import free_port
+
+    (command,) = commands(section("The development server"), "deepfake-devserver")
+    shutil.copytree(exported_version, tmp_path / "models" / "deepfake_detector" / "1")
+    save_config(
+        tmp_path / "models" / "models.config",
+        initial_config(str(tmp_path / "models" / "deepfake_detector"), 1),
+    )
+    grpc_port, rest_port = free_port(), free_port()
+    command = command.replace("--port=8500", f"--port={grpc_port}").replace("=8501", f"={rest_port}")
+    process = start_literal(command, tmp_path)  # models/models.config is relative to this folder
+    try:
+        status = json.loads(
+            wait_for(f"http://127.0.0.1:{rest_port}/v1/models/deepfake_detector", b"AVAILABLE", process)
+        )
+        assert status["model_version_status"][0]["version"] == "1"
+    finally:
+        assert stop_literal(process) == 0
