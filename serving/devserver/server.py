@@ -55,12 +55,12 @@ class DevServer:
             max_num_load_retries=options.max_num_load_retries,
             load_retry_interval_s=options.load_retry_interval_micros / 1e6,
         )
-        batcher = None
+        self.batcher: Any = None
         if options.batching is not None:
             from serving.devserver.batching import Batcher
 
-            batcher = Batcher(options.batching)
-        self.service = PredictionService(manager=self.manager, metrics=self.metrics, batcher=batcher)
+            self.batcher = Batcher(options.batching)
+        self.service = PredictionService(manager=self.manager, metrics=self.metrics, batcher=self.batcher)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._grpc: Any = None
@@ -178,5 +178,7 @@ class DevServer:
             self._rest_thread.join(grace_s)
         if self._grpc is not None:
             self._grpc.stop(grace_s).wait(grace_s)
+        if self.batcher is not None:
+            self.batcher.close(grace_s)
         self.manager.close()
         log.info("Server shut down.")

@@ -5,8 +5,11 @@
 - :func:`write_contract_model`: a model with the project's Contract 2 signatures
   (``serving_default``, ``encoded``, ``model_info``) whose logit reveals its version, so a test can
   tell which version answered.
+- :func:`write_probe_model`: a model whose outputs reveal the batch it ran in (its size, first row
+  and sum) and its version, with a ``slow`` signature that sleeps inside the graph, for the
+  batching and hand-over tests.
 
-Both write warm-up records (a TFRecord of PredictionLog) like the real export path does.
+All write warm-up records (a TFRecord of PredictionLog) like the real export path does.
 """
 
 from __future__ import annotations
@@ -141,4 +144,58 @@ def write_contract_model(
             path,
             [(contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: np.full((1, s, s, 3), 128, np.uint8)})],
         )
+    return path
+
+
+def write_probe_model(path: str | pathlib.Path, *, version: int = 1, warmup: bool = True) -> pathlib.Path:
+    """Save a model that reports how it was run.
+
+    Signatures: ``serving_default`` (``x`` float32 ``[-1]``) and ``slow`` (``x`` and ``delay_ms``
+    int32 ``[-1]``: the graph sleeps ``max(delay_ms)`` ms first, without using the CPU). Both return,
+    per row: ``echo`` (x), ``batch_size`` (rows the graph ran with, padding included),
+    ``batch_first`` (the batch's first x), ``batch_sum`` (the sum of the batch's x) and ``version``.
+    """
+    import tensorflow as tf
+    from tensorflow.python.data.experimental.ops import testing as data_testing
+
+    path = pathlib.Path(path)
+
+    class Probe(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.version = tf.Variable(int(version), dtype=tf.int32)
+
+        def _report(self, x: tf.Tensor) -> dict:
+            rows = tf.shape(x)[0]
+            first = tf.cond(rows > 0, lambda: x[0], lambda: tf.constant(0.0))
+            return {
+                "echo": x,
+                "batch_size": tf.fill([rows], rows),
+                "batch_first": tf.fill([rows], first),
+                "batch_sum": tf.fill([rows], tf.reduce_sum(x)),
+                "version": tf.fill([rows], self.version),
+            }
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def serving_default(self, x: tf.Tensor) -> dict:
+            return self._report(x)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None], tf.float32, name="x"),
+                tf.TensorSpec([None], tf.int32, name="delay_ms"),
+            ]
+        )
+        def slow(self, x: tf.Tensor, delay_ms: tf.Tensor) -> dict:
+            micros = tf.cast(tf.reduce_max(tf.concat([delay_ms, [0]], 0)), tf.int64) * 1000
+            # SleepDataset (a core TF op): the graph waits without spinning.
+            x = tf.data.Dataset.from_tensors(x).apply(data_testing.sleep(micros)).take(1).get_single_element()
+            return self._report(x)
+
+    module = Probe()
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.serving_default, "slow": module.slow}
+    )
+    if warmup:
+        write_warmup(path, [("serving_default", {"x": np.array([0.0], np.float32)})])
     return path

@@ -49,3 +49,43 @@ def hpt_server(tmp_path_factory: pytest.TempPathFactory, half_plus_two: pathlib.
     server.repository_base = repository / "half_plus_two"
     yield server
     server.stop(grace_s=5)
+
+
+@pytest.fixture(scope="session")
+def probe_versions(tmp_path_factory: pytest.TempPathFactory) -> dict[int, pathlib.Path]:
+    """The probe model (outputs reveal the batch it ran in and the version) as versions 1 and 2."""
+    from serving.devserver.testmodels import write_probe_model
+
+    root = tmp_path_factory.mktemp("probe")
+    return {v: write_probe_model(root / str(v), version=v) for v in (1, 2)}
+
+
+@pytest.fixture
+def serve_inprocess(tmp_path: pathlib.Path):
+    """``serve(name, {version: dir}, versions=None, batching=None)``: an in-process dev server (gRPC
+    and REST on free ports) over a fresh repository; stopped at the end of the test."""
+    from serving.devserver.server import DevServer, ServerOptions
+
+    servers = []
+
+    def serve(name: str, versions: dict[int, pathlib.Path], *, serve_versions=None, batching=None):
+        base = tmp_path / "models" / name
+        for number, source in versions.items():
+            shutil.copytree(source, base / str(number))
+        policy = " ".join(f"versions: {v}" for v in (serve_versions or sorted(versions)))
+        config = tmp_path / "models" / "models.config"
+        config.write_text(
+            f'model_config_list {{ config {{ name: "{name}" base_path: "{base}" model_platform: '
+            f'"tensorflow" model_version_policy {{ specific {{ {policy} }} }} }} }}\n'
+        )
+        server = DevServer(
+            ServerOptions(port=0, rest_api_port=0, model_config_file=str(config), batching=batching)
+        )
+        server.start(rest=True)
+        server.base_path = base
+        servers.append(server)
+        return server
+
+    yield serve
+    for server in servers:
+        server.stop(grace_s=5)
