@@ -33,12 +33,17 @@ class Crops:
 def load_crops(
     data_dir: str | pathlib.Path, split: str, *, max_per_video: int | None = None, seed: int = 0
 ) -> Crops:
-    """The crops of ``split`` listed in the manifest of the prepared folder ``data_dir``."""
+    """The crops of ``split`` listed in the manifest of the prepared folder ``data_dir``.
+
+    Videos come in the order of their ids, not of the manifest: parallel preparation appends
+    videos as they finish, so the manifest's order changes from one preparation to the next, and
+    with it the seeded shuffle, the batches and the trained weights.
+    """
     data_dir = pathlib.Path(data_dir)
     read_info(data_dir)
     rng = np.random.default_rng(seed)
     paths, labels, videos = [], [], []
-    for record in read_manifest(data_dir):
+    for record in sorted(read_manifest(data_dir), key=lambda r: r["id"]):
         if record["split"] != split or not record["faces"]:
             continue
         faces = record["faces"]
