@@ -228,3 +228,20 @@ def test_exported_model_with_the_production_batching_file(tmp_path, exported_ver
             np.testing.assert_allclose(probabilities, alone.numpy(), atol=1e-5)
     finally:
         server.stop(grace_s=5)
+
+
+def test_cli_refuses_invalid_batching_parameters(tmp_path, capsys):
+    from serving.devserver.cli import main
+
+    bad = tmp_path / "batching.txt"
+    bad.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\n")
+    argv = [
+        "--port=0",
+        "--model_base_path=/nonexistent",
+        "--enable_batching",
+        f"--batching_parameters_file={bad}",
+    ]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: Last entry in allowed_batch_sizes must match max_batch_size; last entry was 4; expected 8"
+    )
