@@ -80,6 +80,23 @@ def downscale(frame: np.ndarray, max_side: int = DETECT_MAX_SIDE) -> tuple[np.nd
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade, shipped inside the opencv-python wheels.
 
+    Its cost is the cascade run over every window of the pyramid, most of it at the smallest
+    windows: 100-230 ms per 640x360 frame on one core here (natural photos 40-160 ms, the
+    coloured-noise scene of ``bench client_preprocess`` 230 ms), of which windows of 24-40 px take
+    half. Measured and not taken, because each lowers recall or moves the boxes the training crops
+    were cut from (``bench client_detect``: recall 0.417, IoU 0.791 on its 48 frames):
+
+    - ``max_side`` 480: 1.9x faster; recall 0.438 on those 48 frames, but on a finer sweep of face
+      sizes (70-250 px patches, 84 frames) 0.476 -> 0.286 at 640x360 and 0.333 -> 0.286 at
+      1280x720. 560 and 512 lose faces too.
+    - ``scaleFactor`` 1.2 (1.5x faster): recall 0.417 -> 0.375. 1.15 loses faces as well.
+    - no ``equalizeHist``: recall 0.417 -> 0.750 and 4x faster on noisy frames, no faster on the
+      clip, but boxes about 8 % smaller (IoU with the true faces both find 0.791 -> 0.763): it
+      changes the crops, so it needs new training data and a retrained model, not a client change.
+    - ``detectMultiScale`` instead of ``detectMultiScale3(outputRejectLevels=True)``: same time
+      (226 vs 250 ms), same boxes; kept, it gives the confidence for free.
+    - ``cv2.setNumThreads`` 1 vs 2: same CPU time per frame; process-wide, so left alone.
+
     Args:
         min_face: smallest face side to report, in full-frame pixels.
         min_neighbors: the cascade's vote threshold; higher means fewer false positives.

@@ -5,12 +5,22 @@ from __future__ import annotations
 import fractions
 import pathlib
 import struct
+import threading
+import time
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from deepfake_client.errors import InvalidInputError, NotFoundError
-from deepfake_client.video import load_image, read_image_size, sample_frames, sample_indices
+from deepfake_client.video import (
+    Frame,
+    load_image,
+    prefetch_frames,
+    read_image_size,
+    sample_frames,
+    sample_indices,
+)
 
 
 def _write(
@@ -43,6 +53,53 @@ def test_seeking_and_streaming_give_the_same_frames(face_video: pathlib.Path) ->
     assert [f.index for f in streamed] == [f.index for f in seeked]
     for a, b in zip(streamed, seeked, strict=True):
         np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_prefetched_frames_are_the_sampled_frames(face_video: pathlib.Path) -> None:
+    plain = list(sample_frames(face_video, 6))
+    ahead = list(prefetch_frames(sample_frames(face_video, 6)))
+    assert [f.index for f in ahead] == [f.index for f in plain] == sample_indices(50, 6)
+    for a, b in zip(plain, ahead, strict=True):
+        assert a.timestamp_s == b.timestamp_s
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+    with pytest.raises(NotFoundError):  # errors reach the caller
+        list(prefetch_frames(sample_frames(face_video.with_name("missing.mp4"))))
+
+
+def _counted(made: list[int], finished: threading.Event, count: int = 50) -> Iterator[Frame]:
+    try:
+        for i in range(count):
+            made.append(i)
+            yield Frame(i, i / 25, np.zeros((4, 4, 3), np.uint8))
+            if i == 7:
+                raise InvalidInputError("frame 8 is corrupt")
+    finally:
+        finished.set()
+
+
+def _decoders() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "deepfake-decode"]
+
+
+def test_prefetch_holds_a_bounded_number_of_frames_and_stops_when_closed() -> None:
+    made: list[int] = []
+    finished = threading.Event()
+    frames = prefetch_frames(_counted(made, finished), depth=2)
+    first = next(frames)
+    time.sleep(0.3)  # the decoding thread runs ahead as far as it may
+    assert first.index == 0 and len(made) == 4  # the caller's frame, 2 waiting, 1 ready to be put
+    frames.close()
+    assert finished.is_set() and not _decoders()  # the source was closed and the thread is gone
+    assert len(made) == 4
+
+
+def test_prefetch_raises_a_source_error_after_the_frames_before_it() -> None:
+    finished = threading.Event()
+    seen = []
+    with pytest.raises(InvalidInputError, match="frame 8"):
+        for frame in prefetch_frames(_counted([], finished)):
+            seen.append(frame.index)
+    assert seen == list(range(8)) and finished.is_set() and not _decoders()
 
 
 def test_frames_per_second(face_video: pathlib.Path) -> None:
