@@ -27,7 +27,7 @@ import re
 import shutil
 import sys
 
-from deepfake_client.contract import DEFAULT_CROP_MARGIN
+from deepfake_client.contract import DEFAULT_CROP_MARGIN, DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError
 from deepfake_client.video import DEFAULT_FRAMES
 
@@ -66,11 +66,12 @@ _DETECTOR = None
 
 
 def _detector(min_face: int):
+    """The client's default detector (one detector for training and serving), one per process."""
     global _DETECTOR
     if _DETECTOR is None or _DETECTOR.min_face != min_face:
-        from deepfake_client.faces import HaarDetector
+        from deepfake_client.faces import make_detector
 
-        _DETECTOR = HaarDetector(min_face=min_face)
+        _DETECTOR = make_detector(DEFAULT_DETECTOR, min_face=min_face)
     return _DETECTOR
 
 
@@ -220,7 +221,7 @@ def prepare_dataset(
         "frames": frames,
         "max_faces": max_faces,
         "format": image_format,
-        "detector": {"name": "haar", "min_face": min_face},
+        "detector": {"name": DEFAULT_DETECTOR, "min_face": min_face},
     }
     if (out / INFO).is_file():
         previous = read_info(out)

