@@ -19,6 +19,19 @@ DEFAULT_BATCH_SIZES = (1, 8, 32)
 ENCODED_BATCH_SIZES = (1, 8)
 
 
+def predict_log(
+    signature: str, inputs: dict[str, np.ndarray | list[bytes]], model_name: str = contract.MODEL_NAME
+) -> tfs_pb2.PredictionLog:
+    """One warm-up record: a Predict request of ``signature`` on ``inputs`` (arrays or byte strings)."""
+    record = tfs_pb2.PredictionLog()
+    request = record.predict_log.request
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    for alias, values in inputs.items():
+        make_tensor_proto(values, out=request.inputs[alias])
+    return record
+
+
 def warmup_requests(
     input_size: int,
     model_name: str = contract.MODEL_NAME,
@@ -30,27 +43,14 @@ def warmup_requests(
     import cv2
 
     rng = np.random.default_rng(seed)
-
-    def log(signature: str) -> tfs_pb2.PredictionLog:
-        record = tfs_pb2.PredictionLog()
-        record.predict_log.request.model_spec.name = model_name
-        record.predict_log.request.model_spec.signature_name = signature
-        return record
-
     for batch in batch_sizes:
-        record = log(contract.DEFAULT_SIGNATURE)
         images = rng.integers(0, 256, size=(batch, input_size, input_size, 3), dtype=np.uint8)
-        make_tensor_proto(images, out=record.predict_log.request.inputs[contract.IMAGES_INPUT])
-        yield record
+        yield predict_log(contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: images}, model_name)
     for batch in encoded_batch_sizes:
-        record = log(contract.ENCODED_SIGNATURE)
         images = rng.integers(0, 256, size=(batch, input_size, input_size, 3), dtype=np.uint8)
         jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in images]
-        make_tensor_proto(jpegs, out=record.predict_log.request.inputs[contract.IMAGE_BYTES_INPUT])
-        yield record
-    record = log(contract.INFO_SIGNATURE)
-    make_tensor_proto(np.zeros([1], np.int32), out=record.predict_log.request.inputs[contract.INFO_INPUT])
-    yield record
+        yield predict_log(contract.ENCODED_SIGNATURE, {contract.IMAGE_BYTES_INPUT: jpegs}, model_name)
+    yield predict_log(contract.INFO_SIGNATURE, {contract.INFO_INPUT: np.zeros([1], np.int32)}, model_name)
 
 
 def write_warmup(path: str | pathlib.Path, records: Iterable[tfs_pb2.PredictionLog]) -> int:

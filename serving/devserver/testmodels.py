@@ -2,8 +2,8 @@
 
 - :func:`write_half_plus_two`: TF Serving's own test subject rebuilt with ``tf.Module``
   (``y = 0.5 * x + plus``), with extra signatures covering several inputs, strings and bytes.
-- :func:`write_contract_model`: a model with the project's Contract 2 signatures
-  (``serving_default``, ``encoded``, ``model_info``) whose logit reveals its version, so a test can
+- :func:`write_contract_model`: a version exported by the real export path (Contract 2
+  signatures, warm-up, model.json, golden batch) whose logit reveals its version, so a test can
   tell which version answered.
 - :func:`write_probe_model`: a model whose outputs reveal the batch it ran in (its size, first row
   and sum) and its version, with a ``slow`` signature that sleeps inside the graph, for the
@@ -18,24 +18,15 @@ import pathlib
 
 import numpy as np
 from deepfake_client import contract
-from deepfake_client._proto import tfs_pb2
-from deepfake_client.tensors import make_tensor_proto
 
 
 def write_warmup(path: pathlib.Path, requests: list[tuple[str, dict[str, np.ndarray]]]) -> None:
     """Write ``assets.extra/tf_serving_warmup_requests`` with one Predict record per request."""
-    import tensorflow as tf
+    from export import warmup
 
-    target = path / "assets.extra" / "tf_serving_warmup_requests"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(target)) as writer:
-        for signature, inputs in requests:
-            entry = tfs_pb2.PredictionLog()
-            request = entry.predict_log.request
-            request.model_spec.signature_name = signature
-            for alias, array in inputs.items():
-                make_tensor_proto(array, out=request.inputs[alias])
-            writer.write(entry.SerializeToString())
+    warmup.write_warmup(
+        path / contract.WARMUP_FILE, [warmup.predict_log(sig, inputs) for sig, inputs in requests]
+    )
 
 
 def write_half_plus_two(path: str | pathlib.Path, *, plus: float = 2.0, warmup: bool = True) -> pathlib.Path:
@@ -88,62 +79,23 @@ def write_contract_model(
     input_size: int = 32,
     crop_margin: float = 0.3,
     threshold: float = 0.5,
-    warmup: bool = True,
 ) -> pathlib.Path:
-    """Save a model with the Contract 2 signatures. Its logit is ``mean(pixels)/255 - 0.5 + version``,
+    """Export, through the real export path, a model whose logit is ``mean(pixels)/255 - 0.5 + version``,
     so ``round(logit)`` of a mid-grey image is the version that answered."""
-    import tensorflow as tf
+    import keras
 
+    from export.version import build_version
+
+    inputs = keras.Input((input_size, input_size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)  # the mean of each channel
+    dense = keras.layers.Dense(1)  # their mean / 255, plus version - 0.5
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.full((3, 1), 1 / (3 * 255.0), np.float32), np.array([version - 0.5], np.float32)])
     path = pathlib.Path(path)
-    s = input_size
-
-    class Detector(tf.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.offset = tf.Variable(float(version))
-
-        def _score(self, images: tf.Tensor) -> dict:
-            x = tf.cast(images, tf.float32) / 255.0
-            logit = tf.reduce_mean(x, axis=[1, 2, 3]) - 0.5 + self.offset
-            return {contract.PROBABILITY_OUTPUT: tf.sigmoid(logit), contract.LOGIT_OUTPUT: logit}
-
-        @tf.function(input_signature=[tf.TensorSpec([None, s, s, 3], tf.uint8, name=contract.IMAGES_INPUT)])
-        def serving_default(self, images: tf.Tensor) -> dict:
-            return self._score(images)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.IMAGE_BYTES_INPUT)])
-        def encoded(self, image_bytes: tf.Tensor) -> dict:
-            def decode(data: tf.Tensor) -> tf.Tensor:
-                image = tf.io.decode_image(data, channels=3, expand_animations=False)
-                return tf.image.resize(image, [s, s], method="bilinear")
-
-            images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([s, s, 3], tf.float32))
-            return self._score(tf.cast(tf.round(images), tf.uint8))
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name=contract.INFO_INPUT)])
-        def model_info(self, batch: tf.Tensor) -> dict:
-            ones = tf.ones_like(batch)
-            return {
-                contract.INFO_INPUT_SIZE: ones * s,
-                contract.INFO_CROP_MARGIN: tf.cast(ones, tf.float32) * crop_margin,
-                contract.INFO_THRESHOLD: tf.cast(ones, tf.float32) * threshold,
-            }
-
-    module = Detector()
-    tf.saved_model.save(
-        module,
-        str(path),
-        signatures={
-            contract.DEFAULT_SIGNATURE: module.serving_default,
-            contract.ENCODED_SIGNATURE: module.encoded,
-            contract.INFO_SIGNATURE: module.model_info,
-        },
+    path.mkdir(parents=True, exist_ok=True)
+    build_version(
+        path, model, crop_margin=crop_margin, threshold=threshold, backbone="version-probe", version=version
     )
-    if warmup:
-        write_warmup(
-            path,
-            [(contract.DEFAULT_SIGNATURE, {contract.IMAGES_INPUT: np.full((1, s, s, 3), 128, np.uint8)})],
-        )
     return path
 
 
