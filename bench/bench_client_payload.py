@@ -12,7 +12,6 @@ import numpy as np
 
 def _crops(count: int = 32, size: int = 224) -> np.ndarray:
     from deepfake_client.faces import Box, crop_face
-
     from training.synthetic import real_face
 
     face = real_face()
@@ -36,6 +35,7 @@ def _best(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def run(quick: bool) -> list[dict]:
     import cv2
+
     from deepfake_client import contract
     from deepfake_client.transport.base import Target
     from deepfake_client.transport.grpc import make_predict_request

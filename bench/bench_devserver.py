@@ -66,9 +66,9 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
     import grpc
     import httpx
     import tensorflow as tf
+
     from deepfake_client._proto import tfs_pb2
     from deepfake_client.tensors import make_ndarray, make_tensor_proto
-
     from serving.devserver.launcher import start_devserver, stop_devserver
 
     version_dir = sorted(base.iterdir(), key=lambda p: p.name)[-1]

@@ -14,6 +14,7 @@ import threading
 import time
 
 import numpy as np
+
 from deepfake_client.contract import IMAGES_INPUT, MODEL_NAME
 from deepfake_client.transport.base import Target, make_transport
 

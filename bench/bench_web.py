@@ -74,8 +74,8 @@ def run(quick: bool) -> list[dict]:
     """Measure the gateway against the in-process client; returns the runner's rows."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import httpx
-    from deepfake_client.client import DetectorClient
 
+    from deepfake_client.client import DetectorClient
     from serving.devserver.launcher import start_devserver, stop_devserver
     from serving.devserver.testmodels import write_contract_model
 

@@ -70,6 +70,7 @@ def model_metadata(
 ) -> dict[str, Any]:
     """The content of model.json (``version`` is filled in by the publish step)."""
     import tensorflow as tf
+
     from deepfake_client import contract
 
     return {

@@ -12,10 +12,10 @@ import pathlib
 from typing import Any
 
 import numpy as np
+
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.tensors import make_ndarray
-
 from export.metadata import GOLDEN_TOLERANCE
 
 # (signature, {input: (dtype, shape)}, {output: (dtype, shape)}); -1 = any size, "S" = the input size.

@@ -12,9 +12,9 @@ import pathlib
 from typing import Any
 
 import orjson
+
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError, NotFoundError
-
 from export.publish import publish_version
 
 RUN_MODEL = "model.keras"

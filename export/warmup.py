@@ -11,6 +11,7 @@ import pathlib
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_tensor_proto

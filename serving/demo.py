@@ -17,8 +17,8 @@ import sys
 import time
 
 import orjson
-from deepfake_client.errors import DeepfakeError, report_error
 
+from deepfake_client.errors import DeepfakeError, report_error
 from serving.devserver.launcher import start_devserver, stop_devserver
 
 
@@ -32,7 +32,6 @@ def run_demo(
     """Run the chain into ``out`` (emptied first); return the summary that is also written as JSON."""
     from deepfake_client import DetectorClient
     from deepfake_client.verdict import format_table
-
     from serving.rollout import Rollout
     from training.config import load_config
     from training.prepare import prepare_dataset

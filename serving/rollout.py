@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+
 from deepfake_client import contract
 from deepfake_client.errors import DeadlineExceededError, DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.transport.base import Target, Transport
-
 from export.metadata import GOLDEN_FILE, GOLDEN_TOLERANCE, load_golden
 from export.publish import list_versions, model_dir
 from serving.config import ModelEntry, ServingConfig, initial_config, load_config, save_config

@@ -82,8 +82,9 @@ def test_models_config_parses_with_tf_servings_proto() -> None:
 def test_batching_and_monitoring_files_parse() -> None:
     # tensorflow-serving-api does not ship these two messages; the project's copy has TF Serving's
     # field names (all the text format uses) and numbers.
-    from deepfake_client._proto import tfs_pb2
     from google.protobuf import text_format
+
+    from deepfake_client._proto import tfs_pb2
 
     batching = text_format.Parse(
         (ROOT / "serving/batching_parameters.txt").read_text(), tfs_pb2.BatchingParameters()

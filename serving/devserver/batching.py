@@ -80,8 +80,9 @@ def parse_batching_parameters(text: str, *, source: str = "<text>") -> BatchingP
         ServingError: INVALID_ARGUMENT for a text that is not a BatchingParameters message (unknown
             fields included, as TF Serving's parser refuses them) or invalid values.
     """
-    from deepfake_client._proto import tfs_pb2
     from google.protobuf import text_format
+
+    from deepfake_client._proto import tfs_pb2
 
     message = tfs_pb2.BatchingParameters()
     try:

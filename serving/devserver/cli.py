@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pathlib
 import sys
 
 from deepfake_client.errors import DeepfakeError
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
     p.add_argument("--batching_parameters_file", default="")
     p.add_argument("--monitoring_config_file", default="")
+    p.add_argument("--ssl_config_file", default="", help="SSLConfig text proto: TLS for gRPC, as TF Serving")
     p.add_argument(
         "--allow_version_labels_for_unavailable_models", type=_bool, nargs="?", const=True, default=False
     )
@@ -53,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_request_bytes", type=int, default=1 << 30, help="REST body limit (dev server only)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return p
+
+
+def read_ssl_config(path: str):  # type: ignore[no-untyped-def]
+    """Parse TF Serving's ``--ssl_config_file`` (a text ``SSLConfig`` holding PEM contents)."""
+    from google.protobuf import text_format
+
+    from deepfake_client._proto import tfs_pb2
+    from deepfake_client.errors import InvalidInputError
+
+    try:
+        config = text_format.Parse(pathlib.Path(path).read_text(), tfs_pb2.SSLConfig())
+    except (OSError, text_format.ParseError) as err:
+        raise InvalidInputError(f"Invalid protobuf file: '{path}'") from err
+    if not config.server_key or not config.server_cert:
+        raise InvalidInputError(f"{path}: an SSLConfig needs server_key and server_cert")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
             enabled, path = read_monitoring_config(args.monitoring_config_file)
             metrics_path = path if enabled else None
+        ssl = read_ssl_config(args.ssl_config_file) if args.ssl_config_file else None
         options = ServerOptions(
             host=args.host,
             port=args.port,
@@ -98,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
             allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
             max_num_load_retries=args.max_num_load_retries,
+            ssl=ssl,
             load_retry_interval_micros=args.load_retry_interval_micros,
             batching=batching,
             metrics_path=metrics_path,

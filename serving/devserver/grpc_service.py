@@ -13,7 +13,6 @@ from concurrent import futures
 from typing import Any
 
 from deepfake_client._proto import tfs_pb2
-
 from serving.devserver.service import PredictionService
 from serving.devserver.status import ServingError
 
@@ -49,9 +48,12 @@ def _unimplemented(grpc: Any, method: str) -> Any:
 
 
 def create_grpc_server(
-    *, service: PredictionService, address: str, max_workers: int = 16
+    *, service: PredictionService, address: str, max_workers: int = 16, ssl: Any = None
 ) -> tuple[Any, Any, int]:
     """Build and start a gRPC server on ``address`` ("host:port"; port 0 picks one).
+
+    ``ssl`` is an ``SSLConfig`` (``--ssl_config_file``): TLS with its key and certificate, client
+    certificates checked against ``custom_ca`` when ``client_verify``, as TF Serving does.
 
     Returns:
         ``(server, health_servicer, port)``.
@@ -98,7 +100,15 @@ def create_grpc_server(
     )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(address)
+    if ssl is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(ssl.server_key.encode(), ssl.server_cert.encode())],
+            root_certificates=ssl.custom_ca.encode() or None,
+            require_client_auth=ssl.client_verify,
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind the gRPC server to {address}")
     server.start()

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import numpy_dtype
-
 from serving.devserver.runtime import tf_type_name
 from serving.devserver.status import ServingError, invalid_argument
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from deepfake_client._proto import tfs_pb2
-
 from serving.devserver import repository
 from serving.devserver.runtime import Servable
 from serving.devserver.status import ServingError, invalid_argument, not_found

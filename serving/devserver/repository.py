@@ -11,7 +11,6 @@ import os
 import pathlib
 
 from deepfake_client._proto import tfs_pb2
-
 from serving.devserver.status import ServingError, invalid_argument
 
 
@@ -22,7 +21,6 @@ def read_model_config(path: str | pathlib.Path) -> tfs_pb2.ModelServerConfig:
         ServingError: INVALID_ARGUMENT with the parser's message when it cannot be read or parsed.
     """
     from deepfake_client.errors import DeepfakeError
-
     from serving.config import read_config
 
     try:

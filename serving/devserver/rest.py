@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from deepfake_client._proto import tfs_pb2
-
 from serving.devserver import json_tensor
 from serving.devserver.runtime import DEFAULT_SIGNATURE
 from serving.devserver.service import PredictionService, version_choice

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import DTYPE_NAMES
-
 from serving.devserver.status import FAILED_PRECONDITION, ServingError, invalid_argument
 
 log = logging.getLogger("serving.devserver")

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepfake_client._proto import tfs_pb2
-
 from serving.devserver import repository
 from serving.devserver.manager import ModelManager
 from serving.devserver.metrics import Metrics
@@ -41,6 +40,7 @@ class ServerOptions:
     metrics_path: str | None = None
     max_request_bytes: int = 1 << 30
     grpc_max_threads: int = 16
+    ssl: Any = None  # tfs_pb2.SSLConfig from --ssl_config_file
 
 
 class DevServer:
@@ -101,6 +101,7 @@ class DevServer:
             service=self.service,
             address=f"{self.options.host}:{self.options.port}",
             max_workers=self.options.grpc_max_threads,
+            ssl=self.options.ssl,
         )
         log.info("Running gRPC ModelServer at %s:%d ...", self.options.host, self.grpc_port)
         if rest if rest is not None else bool(self.options.rest_api_port):

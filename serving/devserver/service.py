@@ -10,10 +10,10 @@ import time
 from collections.abc import Mapping
 
 import numpy as np
+
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.tensors import make_ndarray
-
 from serving.devserver.manager import ModelManager
 from serving.devserver.metrics import Metrics
 from serving.devserver.runtime import DEFAULT_SIGNATURE

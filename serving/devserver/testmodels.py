@@ -17,6 +17,7 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
+
 from deepfake_client import contract
 
 

@@ -19,6 +19,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_ndarray, make_tensor_proto
@@ -145,6 +146,7 @@ class FakeServing:
         import grpc
 
         self.model = model or Model()
+        self.headers_seen: list[dict[str, str]] = []  # per request, gRPC metadata or HTTP headers
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         handler = grpc.method_handlers_generic_handler
         rpc = grpc.unary_unary_rpc_method_handler
@@ -170,7 +172,9 @@ class FakeServing:
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         self.grpc_url = f"grpc://127.0.0.1:{port}"
-        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self.model))
+        self._http = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), _handler_for(self.model, self.headers_seen)
+        )
         self._http.daemon_threads = True
         threading.Thread(target=self._http.serve_forever, daemon=True).start()
         self.rest_url = f"http://127.0.0.1:{self._http.server_address[1]}"
@@ -181,6 +185,7 @@ class FakeServing:
         context.abort(getattr(grpc.StatusCode, err.code), err.message)
 
     def _g_predict(self, request: tfs_pb2.PredictRequest, context) -> tfs_pb2.PredictResponse:  # type: ignore[no-untyped-def]
+        self.headers_seen.append(dict(context.invocation_metadata()))
         spec = request.model_spec
         try:
             number = self.model.resolve(
@@ -227,7 +232,9 @@ class FakeServing:
         self._http.server_close()
 
 
-def _handler_for(model: Model) -> type[http.server.BaseHTTPRequestHandler]:
+def _handler_for(
+    model: Model, headers_seen: list[dict[str, str]]
+) -> type[http.server.BaseHTTPRequestHandler]:
     route = re.compile(
         r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<v>\d+)|/labels/(?P<l>[^/:]+))?(?P<rest>/metadata|:predict)$"
     )
@@ -247,6 +254,7 @@ def _handler_for(model: Model) -> type[http.server.BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _dispatch(self, body: bytes | None) -> None:
+            headers_seen.append({k.lower(): v for k, v in self.headers.items()})
             m = route.match(self.path)
             if not m:
                 return self._send(404, {"error": f"Malformed request: {self.command} {self.path}"})

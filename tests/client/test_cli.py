@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from deepfake_client.cli import expand_paths, main
 from deepfake_client.errors import InvalidInputError, NotFoundError
 

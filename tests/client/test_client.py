@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 import pytest
+
 from deepfake_client import AsyncDetectorClient, DetectorClient, contract
 from deepfake_client.errors import NotFoundError, ServerUnavailableError
 

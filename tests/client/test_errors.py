@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from deepfake_client.errors import (
     DeadlineExceededError,
     DeepfakeError,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import Box, extract_faces, make_detector
 

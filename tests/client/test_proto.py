@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_ndarray
@@ -103,6 +104,7 @@ def test_official_metadata_response_parses() -> None:
 
 def test_client_works_in_a_process_with_tensorflow(fake_serving, face_image) -> None:  # type: ignore[no-untyped-def]
     import tensorflow as tf  # noqa: F401 - the point: TensorFlow's own protos are loaded too
+
     from deepfake_client import DetectorClient
 
     with DetectorClient(fake_serving.grpc_url, label="stable") as client:

@@ -6,6 +6,7 @@ import pathlib
 import struct
 
 import numpy as np
+
 from deepfake_client.faces import HaarDetector
 from deepfake_client.video import sample_frames
 

@@ -7,6 +7,7 @@ import socket
 
 import numpy as np
 import pytest
+
 from deepfake_client import contract
 from deepfake_client.errors import (
     DeadlineExceededError,
@@ -125,3 +126,15 @@ def test_error_mapping_table() -> None:
     assert split_url("https://a.example") == ("https", "a.example", 443)
     with pytest.raises(InvalidInputError):
         split_url("ftp://x")
+
+
+@pytest.mark.parametrize("kind", ["grpc", "rest"])
+def test_auth_header_is_sent_with_every_call(fake_serving, kind: str) -> None:
+    from deepfake_client import DetectorClient
+
+    url = fake_serving.grpc_url if kind == "grpc" else fake_serving.rest_url
+    fake_serving.headers_seen.clear()
+    with DetectorClient(url, label="stable", headers={"Authorization": "Bearer s3cret"}) as client:
+        client.scan_crops(np.zeros((1, 32, 32, 3), np.uint8))
+    assert fake_serving.headers_seen
+    assert all(seen.get("authorization") == "Bearer s3cret" for seen in fake_serving.headers_seen)

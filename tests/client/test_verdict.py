@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import Box
 from deepfake_client.tracks import link_tracks

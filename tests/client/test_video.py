@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+
 from deepfake_client.errors import InvalidInputError, NotFoundError
 from deepfake_client.video import (
     Frame,

@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 import pytest
+
 from deepfake_client import DetectorClient, contract
 from deepfake_client.cli import main
 from deepfake_client.errors import NotFoundError

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import orjson
 import pytest
+
 from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError, NotFoundError
 

@@ -8,8 +8,8 @@ import os
 import pathlib
 
 import pytest
-from deepfake_client.errors import InvalidInputError, NotFoundError
 
+from deepfake_client.errors import InvalidInputError, NotFoundError
 from export import publish
 from export.publish import PublishError, copy_saved_model, list_versions, publish_version
 

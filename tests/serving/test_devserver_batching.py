@@ -192,9 +192,9 @@ def test_exported_model_with_the_production_batching_file(tmp_path, exported_ver
 
     import grpc
     import tensorflow as tf
-    from deepfake_client import contract
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+    from deepfake_client import contract
     from serving.devserver.batching import read_batching_parameters
     from serving.devserver.server import DevServer, ServerOptions
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from deepfake_client import contract
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from deepfake_client._proto import tfs_pb2
 
+from deepfake_client._proto import tfs_pb2
 from serving.devserver.json_tensor import (
     COLUMNAR,
     ROW,

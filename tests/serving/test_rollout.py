@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+
 from deepfake_client import contract
 from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
 from deepfake_client.transport.base import Target, make_transport
-
 from serving.cli import main as rollout_main
 from serving.config import load_config
 from serving.rollout import Rollout, RolloutError
