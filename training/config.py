@@ -17,6 +17,9 @@ from deepfake_client.errors import InvalidInputError
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 BALANCE_MODES = ("class_weight", "sample", "none")
 PRECISION_MODES = ("auto", "on", "off")
+MONITORS = ("auc", "loss")
+THRESHOLD_METRICS = ("youden", "f1", "eer", "calibrated")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -29,16 +32,21 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over the epochs)
     weight_decay: float = 1e-5
     dropout: float = 0.2
     label_smoothing: float = 0.0
     balance: str = "class_weight"  # class_weight | sample | none (DFDC is ~82 % fake)
     early_stopping_patience: int = 5
+    monitor: str = "auc"  # auc | loss: the validation metric that picks the best epoch and stops early
     seed: int = 0
     mixed_precision: str = "auto"  # auto: on when a GPU is present
     cache: bool = True  # keep decoded crops in memory (decode once)
     shuffle_buffer: int = 4096
     max_crops_per_video: int | None = None  # subsample each video's crops (train split only)
+    # batch-norm moving statistics measured on all training crops before each validation
+    # (training.batchnorm): for short runs whose moving averages never settle
+    population_bn: bool = False
     # augmentation (train split only)
     augment: bool = True
     flip: bool = True
@@ -58,7 +66,8 @@ class TrainConfig:
     sbi_fake_weight: float = 0.0  # with sbi: keep real fakes too, sampled with this weight (0 drops them)
     # evaluation
     aggregate: str = "confident"  # how face scores make a video score (deepfake_client.verdict.aggregate)
-    threshold_metric: str = "youden"  # youden | f1 | eer: how the threshold is chosen on validation
+    # how the threshold is chosen on validation: youden | f1 | eer | calibrated
+    threshold_metric: str = "youden"
 
     def resolved_input_size(self) -> int:
         from training.models import default_input_size
@@ -100,8 +109,12 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         raise InvalidInputError(f"{source}: balance must be one of {', '.join(BALANCE_MODES)}")
     if config.mixed_precision not in PRECISION_MODES:
         raise InvalidInputError(f"{source}: mixed_precision must be one of {', '.join(PRECISION_MODES)}")
-    if config.threshold_metric not in ("youden", "f1", "eer"):
-        raise InvalidInputError(f"{source}: threshold_metric must be youden, f1 or eer")
+    if config.threshold_metric not in THRESHOLD_METRICS:
+        raise InvalidInputError(f"{source}: threshold_metric must be one of {', '.join(THRESHOLD_METRICS)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise InvalidInputError(f"{source}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+    if config.monitor not in MONITORS:
+        raise InvalidInputError(f"{source}: monitor must be one of {', '.join(MONITORS)}")
     if config.aggregate not in ("confident", "mean", "max"):
         raise InvalidInputError(f"{source}: aggregate must be confident, mean or max")
     if (

@@ -45,7 +45,8 @@ def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> tuple[float, flo
 def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youden") -> float:
     """The decision threshold on probabilities that maximises ``metric`` on these (validation) scores.
 
-    ``youden``: TPR - FPR (balanced accuracy); ``f1``: F1 of the fake class; ``eer``: the EER point.
+    ``youden``: TPR - FPR (balanced accuracy); ``f1``: F1 of the fake class; ``eer``: the EER point;
+    ``calibrated``: 0.5 unless validation shows a clearly better one (see :func:`_calibrated_threshold`).
     With a single class present, 0.5.
     """
     labels = np.asarray(labels)
@@ -53,6 +54,8 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youd
         return 0.5
     if metric == "eer":
         return equal_error_rate(labels, scores)[1]
+    if metric == "calibrated":
+        return _calibrated_threshold(labels, np.asarray(scores, dtype=np.float64))
     # Predictions change only at the scores: t in (s[k-1], s[k]] acts like s[k]. Score every s[k],
     # then return the middle of the first best run of them, not its edge (a margin on both sides).
     candidates = np.unique(scores)
@@ -73,6 +76,46 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, metric: str = "youd
         last += 1
     low = candidates[first - 1] if first > 0 else 0.0
     return float((low + candidates[last]) / 2.0)
+
+
+def _youden(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
+    pred = scores >= threshold
+    tpr = float(np.sum(pred & (labels == 1))) / max(1.0, float(np.sum(labels == 1)))
+    fpr = float(np.sum(pred & (labels == 0))) / max(1.0, float(np.sum(labels == 0)))
+    return tpr - fpr
+
+
+def _calibrated_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """0.5, the decision point of a model trained on log loss, unless validation disagrees clearly.
+
+    A handful of validation videos cannot place a threshold: with perfectly separated scores any
+    point of the gap is "best", and the middle of it moves with every run. So 0.5 is kept while
+    its Youden's J is within one video of the best J (``1 / videos of the smaller class``).
+    Otherwise the threshold moves into the run of acceptable thresholds nearest 0.5: to the
+    point of it nearest 0.5, but at least a quarter of the run's width inside its edges.
+    """
+    tolerance = 1.0 / float(min(np.sum(labels == 0), np.sum(labels == 1))) + 1e-9
+    candidates = np.unique(scores)
+    # Thresholds in (candidates[k-1], candidates[k]] act alike; above the top score all are real.
+    edges = np.concatenate([[0.0], candidates, [max(1.0, float(candidates[-1]))]])
+    values = np.array([_youden(labels, scores, float(t)) for t in candidates] + [0.0])
+    accepted = values >= values.max() - tolerance
+    runs, k = [], 0
+    while k < len(values):
+        if not accepted[k]:
+            k += 1
+            continue
+        start = k
+        while k + 1 < len(values) and accepted[k + 1]:
+            k += 1
+        runs.append((float(edges[start]), float(edges[k + 1])))
+        k += 1
+    for low, high in runs:
+        if low < 0.5 <= high:
+            return 0.5
+    low, high = min(runs, key=lambda r: min(abs(r[0] - 0.5), abs(r[1] - 0.5)))
+    margin = (high - low) / 4.0
+    return float(np.clip(0.5, low + margin, high - margin))
 
 
 def compute_metrics(

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import pathlib
 import shutil
 import sys
@@ -20,6 +21,7 @@ import time
 
 from deepfake_client.errors import InvalidInputError
 
+from training.batchnorm import population_statistics_callback
 from training.config import TrainConfig, config_from_dict
 from training.data import class_weights, load_crops, make_dataset, steps_per_epoch
 from training.evaluate import RUN_INFO, RUN_MODEL, predict_crops, public, split_report, write_plots
@@ -118,18 +120,23 @@ def train(
         train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None
     )
     val_ds = make_dataset(val_crops, config, size=size, training=False)
+    stats_ds = make_dataset(train_crops, config, size=size, training=False).map(lambda x, y: x)
     weights = (
         class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
     )
 
-    model = _compile(config, size)
+    batches = steps or max(1, math.ceil(len(train_crops) / config.batch_size))
+    model = _compile(config, size, total_steps=batches * config.epochs)
     best = out / "checkpoints" / "best.keras"
+    monitor, mode = f"val_{config.monitor}", "max" if config.monitor == "auc" else "min"
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "checkpoints" / "backup")),
-        keras.callbacks.ModelCheckpoint(str(best), monitor="val_auc", mode="max", save_best_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.early_stopping_patience),
+        keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode=mode, save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
+    if config.population_bn:
+        callbacks.insert(0, population_statistics_callback(stats_ds))
     log.info(
         "training %s at %d px on %d crops (val %d), policy %s",
         config.backbone,
@@ -187,16 +194,17 @@ def train(
     return out
 
 
-def _compile(config: TrainConfig, size: int):
+def _compile(config: TrainConfig, size: int, *, total_steps: int = 1):
     import keras
 
     from training.models import build_model
 
     model = build_model(config.backbone, size, config.weights, dropout=config.dropout)
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total_steps))
     model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=config.learning_rate, weight_decay=config.weight_decay
-        ),
+        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[
             keras.metrics.AUC(from_logits=True, name="auc"),

@@ -38,3 +38,16 @@ def test_video_aggregation_uses_the_clients_rule():
     assert scores[0] == pytest.approx(0.925)  # two of three confidently fake: their mean
     assert scores[1] == pytest.approx(0.4)
     assert by_video(videos, labels, probs, "mean")[2][0] == pytest.approx(0.65)
+
+
+def test_calibrated_threshold_stays_at_one_half_unless_validation_clearly_disagrees():
+    labels = np.array([0] * 5 + [1] * 5)
+    # separated with a gap far below 0.5 (the middle would be 0.111): 0.5 loses one video at most
+    gap_low = np.array([0.001, 0.006, 0.007, 0.009, 0.041, 0.181, 0.748, 0.865, 0.921, 0.998])
+    assert choose_threshold(labels, gap_low, "youden") == pytest.approx(0.111)
+    assert choose_threshold(labels, gap_low, "calibrated") == 0.5
+    # every score above 0.5: 0.5 would call all real videos fake; the threshold moves into the
+    # run of acceptable thresholds (0.70, 0.92], a quarter of its width inside its lower edge
+    shifted = np.array([0.6, 0.62, 0.65, 0.7, 0.72, 0.9, 0.92, 0.95, 0.97, 0.99])
+    assert choose_threshold(labels, shifted, "calibrated") == pytest.approx(0.755)
+    assert compute_metrics(labels, shifted, 0.755)["accuracy"] == 1.0

@@ -42,3 +42,32 @@ def test_interrupted_run_resumes_at_the_next_epoch(prepared_crops, tmp_path, mon
     assert info["training"]["epochs"] == 4
     assert not (run / "checkpoints" / "backup").exists()
     assert set(info["metrics"]) == {"val", "test"}
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tf
+def test_same_data_and_seed_give_the_same_weights_and_metrics(prepared_crops, tmp_path):
+    import shutil
+
+    import keras
+    import numpy as np
+
+    # The same crops with the manifest in another order, as a parallel preparation writes it.
+    reordered = tmp_path / "reordered"
+    shutil.copytree(prepared_crops, reordered)
+    lines = (reordered / "manifest.jsonl").read_text().splitlines()
+    (reordered / "manifest.jsonl").write_text("\n".join(reversed(lines)) + "\n")
+    config = load_config("smoke", ["epochs=3"])
+    runs = [
+        train(config, data, tmp_path / f"run{i}", verbose=0)
+        for i, data in enumerate([prepared_crops, reordered])
+    ]
+
+    weights = [keras.models.load_model(run / "model.keras", compile=False).get_weights() for run in runs]
+    assert len(weights[0]) == len(weights[1]) > 0
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    infos = [json.loads((run / "run.json").read_text()) for run in runs]
+    assert infos[0]["metrics"] == infos[1]["metrics"] and infos[0]["threshold"] == infos[1]["threshold"]
+    histories = [(run / "history.csv").read_text() for run in runs]
+    assert histories[0] == histories[1]
