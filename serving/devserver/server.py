@@ -148,6 +148,10 @@ class DevServer:
         )
         sock = socket.socket(socket.AF_INET6 if ":" in self.options.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this. asyncio sets it itself only on sockets whose proto is
+        # IPPROTO_TCP, which a plain socket.socket() is not: without it every response waited for
+        # the client's delayed ACK (44 ms per request, measured; 0.2 ms with it).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.options.host, self.options.rest_api_port))
         self.rest_port = sock.getsockname()[1]
         config = uvicorn.Config(
