@@ -12,8 +12,8 @@ import pathlib
 from dataclasses import dataclass
 
 import numpy as np
-from deepfake_client.errors import InvalidInputError
 
+from deepfake_client.errors import InvalidInputError
 from training.config import TrainConfig
 from training.prepare import read_info, read_manifest
 

@@ -10,8 +10,8 @@ import json
 import pathlib
 
 import numpy as np
-from deepfake_client.errors import InvalidInputError, NotFoundError
 
+from deepfake_client.errors import InvalidInputError, NotFoundError
 from training.config import TrainConfig, config_from_dict
 from training.data import Crops, load_crops, make_dataset
 from training.metrics import by_video, compute_metrics

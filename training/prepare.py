@@ -30,7 +30,6 @@ import sys
 from deepfake_client.contract import DEFAULT_CROP_MARGIN, DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError
 from deepfake_client.video import DEFAULT_FRAMES
-
 from training.datasets import Item, read_dataset, summarize
 
 log = logging.getLogger(__name__)
@@ -91,6 +90,7 @@ def crop_item(
     Never raises for a bad video: the record then has ``status: failed`` and the error.
     """
     import cv2
+
     from deepfake_client.faces import extract_faces
 
     cv2.setNumThreads(1)

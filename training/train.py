@@ -20,7 +20,6 @@ import sys
 import time
 
 from deepfake_client.errors import InvalidInputError
-
 from training.batchnorm import population_statistics_callback
 from training.config import TrainConfig, config_from_dict
 from training.data import class_weights, load_crops, make_dataset, steps_per_epoch

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from deepfake_client.errors import InvalidInputError
 
+from deepfake_client.errors import InvalidInputError
 from training.cli import train_main
 from training.config import CONFIG_DIR, TrainConfig, load_config, parse_overrides
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from deepfake_client.errors import InvalidInputError
 
+from deepfake_client.errors import InvalidInputError
 from training.config import load_config
 from training.data import class_weights, load_crops, make_dataset, preprocess, read_crop
 

@@ -6,8 +6,8 @@ import json
 import pathlib
 
 import pytest
-from deepfake_client.errors import InvalidInputError, NotFoundError
 
+from deepfake_client.errors import InvalidInputError, NotFoundError
 from training.datasets import (
     hash_split,
     read_celebdf,

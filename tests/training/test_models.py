@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from deepfake_client.errors import InvalidInputError
 
+from deepfake_client.errors import InvalidInputError
 from training.models import build_model, default_input_size
 
 pytestmark = pytest.mark.needs_tf

@@ -10,10 +10,10 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import crop_face, extract_faces, make_detector
 from deepfake_client.video import sample_frames
-
 from training.cli import prepare_main
 from training.prepare import prepare_dataset, read_manifest
 

@@ -6,8 +6,8 @@ import csv
 import json
 
 import pytest
-from deepfake_client.errors import InvalidInputError
 
+from deepfake_client.errors import InvalidInputError
 from training.config import load_config
 from training.train import train
 
