@@ -120,7 +120,9 @@ class Rollout:
                 ).name
             )
         elif (source / "model.keras").is_file():
-            try:
+            try:  # export.version imports TensorFlow only when it runs: ask for it here
+                import tensorflow  # noqa: F401
+
                 from export.version import export_run
             except ImportError as err:  # TensorFlow is not installed on this host
                 raise InvalidInputError(

@@ -228,3 +228,15 @@ def test_one_rollout_drives_every_replica(tmp_path, exported_version, devserver_
             transport.close()
         for server in servers:
             stop(server)
+
+
+def test_publishing_a_run_without_tensorflow_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # the fault: TensorFlow cannot be imported
+    with pytest.raises(InvalidInputError, match="needs TensorFlow"):
+        Rollout(repository=tmp_path / "models").publish(run)
+    assert not (tmp_path / "models").exists()
