@@ -17,9 +17,6 @@ from deepfake_client import contract
 from deepfake_client.errors import InvalidInputError, NotFoundError
 from export.publish import publish_version
 
-RUN_MODEL = "model.keras"
-RUN_INFO = "run.json"
-
 
 @dataclasses.dataclass
 class ExportResult:
@@ -37,31 +34,19 @@ class ExportResult:
 
 
 def read_run(run_dir: str | pathlib.Path) -> tuple[Any, dict[str, Any]]:
-    """Load a run's Keras model and ``run.json``.
+    """Load a run's Keras model and ``run.json`` (training's own readers of a run).
 
     Raises:
-        NotFoundError: the run folder or its model is missing.
-        InvalidInputError: run.json is unreadable or the model's input is not ``[batch, S, S, 3]``.
+        NotFoundError: the run folder, its model or its run.json is missing.
+        InvalidInputError: run.json is unreadable or the model does not load.
     """
+    from training.evaluate import load_run_model, read_run_info
+
     run_dir = pathlib.Path(run_dir)
     if not run_dir.is_dir():
         raise NotFoundError(f"{run_dir}: no such run folder")
-    model_path = run_dir / RUN_MODEL
-    if not model_path.is_file():
-        raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
-    try:
-        info = orjson.loads((run_dir / RUN_INFO).read_bytes())
-    except FileNotFoundError as err:
-        raise NotFoundError(f"{run_dir}: the run has no {RUN_INFO}") from err
-    except orjson.JSONDecodeError as err:
-        raise InvalidInputError(f"{run_dir / RUN_INFO}: not valid JSON: {err}") from err
-    import keras
-
-    try:
-        model = keras.models.load_model(model_path, compile=False)
-    except Exception as err:  # Keras raises many types for a bad file
-        raise InvalidInputError(f"{model_path}: cannot load the Keras model: {err}") from err
-    return model, info
+    model = load_run_model(run_dir)  # first: a missing model.keras says training did not finish
+    return model, read_run_info(run_dir)
 
 
 def model_input_size(model: Any) -> int:

@@ -70,6 +70,24 @@ def read_run_info(run_dir: str | pathlib.Path) -> dict:
         raise InvalidInputError(f"{path}: not valid JSON ({err})") from err
 
 
+def load_run_model(run_dir: str | pathlib.Path):  # type: ignore[no-untyped-def]
+    """The Keras model of a run (``model.keras``, uncompiled).
+
+    Raises:
+        NotFoundError: the run has no model file.
+        InvalidInputError: Keras cannot load it.
+    """
+    path = pathlib.Path(run_dir) / RUN_MODEL
+    if not path.is_file():
+        raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise InvalidInputError(f"{path}: cannot load the Keras model ({err})") from err
+
+
 def evaluate_run(
     run_dir: str | pathlib.Path,
     data_dir: str | pathlib.Path | None = None,
@@ -100,12 +118,7 @@ def evaluate_run(
     crops = load_crops(data_dir, split)
     if not len(crops):
         raise InvalidInputError(f"{data_dir}: the {split} split has no crops")
-    import keras
-
-    try:
-        model = keras.models.load_model(run_dir / RUN_MODEL, compile=False)
-    except Exception as err:  # Keras raises many types for a bad file
-        raise InvalidInputError(f"{run_dir / RUN_MODEL}: cannot load the model ({err})") from err
+    model = load_run_model(run_dir)
     threshold = info["threshold"] if threshold is None else threshold
     probabilities = predict_crops(model, crops, config, info["input_size"])
     report = split_report(crops, probabilities, threshold=threshold, aggregate=config.aggregate)
