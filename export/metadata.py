@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_client import contract
+
 GOLDEN_FILE = "assets.extra/golden.npz"
 GOLDEN_TOLERANCE = 1e-4  # absolute, on fake_probability; float32 on another CPU or a GPU stays well inside
 
@@ -67,14 +69,13 @@ def model_metadata(
     metrics: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     version: int | None = None,
+    model_name: str = contract.MODEL_NAME,
 ) -> dict[str, Any]:
     """The content of model.json (``version`` is filled in by the publish step)."""
     import tensorflow as tf
 
-    from deepfake_client import contract
-
     return {
-        "model_name": contract.MODEL_NAME,
+        "model_name": model_name,
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "backbone": backbone,

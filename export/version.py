@@ -68,8 +68,9 @@ def build_version(
     metrics: dict | None = None,
     config: dict | None = None,
     version: int | None = None,
+    model_name: str = contract.MODEL_NAME,
 ) -> dict[str, Any]:
-    """Write a complete, validated version into the empty directory ``staging``."""
+    """Write a complete, validated version of ``model_name`` into the empty directory ``staging``."""
     import tensorflow as tf
 
     from export.metadata import GOLDEN_FILE, golden_images, model_metadata, save_golden
@@ -80,7 +81,7 @@ def build_version(
     size = model_input_size(model)
     module = build_serving_module(model, size, crop_margin, threshold)
     save_serving_model(module, staging)
-    write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size))
+    write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size, model_name))
     golden = golden_images(size)
     served = module.serving_default(tf.constant(golden))
     save_golden(
@@ -98,6 +99,7 @@ def build_version(
         metrics=metrics,
         config=config,
         version=version,
+        model_name=model_name,
     )
     report = validate_version(staging, model, golden, size, crop_margin, threshold)
     meta["validation"] = report.as_dict()
@@ -134,6 +136,7 @@ def export_model(
                 metrics=metrics,
                 config=config,
                 version=number,
+                model_name=model_name,
             )
         )
 

@@ -140,3 +140,18 @@ def test_bad_runs_are_refused_with_clear_errors(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InvalidInputError, match="not \\[batch, S, S, 3\\]"):
         export_model(flat, tmp_path / "models")
     assert not (tmp_path / "models").exists()
+
+
+def test_another_model_name_is_recorded_in_model_json_and_warmup(tmp_path: pathlib.Path) -> None:
+    from export.version import export_model
+    from export.warmup import read_warmup
+    from tests.conftest import tiny_keras_model
+
+    result = export_model(tiny_keras_model(input_size=32), tmp_path / "models", model_name="other_detector")
+    version = pathlib.Path(result.path)
+    assert version.parent.name == "other_detector"
+    assert orjson.loads((version / contract.METADATA_FILE).read_bytes())["model_name"] == "other_detector"
+    names = {
+        record.predict_log.request.model_spec.name for record in read_warmup(version / contract.WARMUP_FILE)
+    }
+    assert names == {"other_detector"}
