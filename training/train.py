@@ -119,7 +119,11 @@ def train(
         train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None
     )
     val_ds = make_dataset(val_crops, config, size=size, training=False)
-    stats_ds = make_dataset(train_crops, config, size=size, training=False).map(lambda x, y: x)
+    stats_ds = (  # only for population batch-norm statistics
+        make_dataset(train_crops, config, size=size, training=False).map(lambda x, y: x)
+        if config.population_bn
+        else None
+    )
     weights = (
         class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
     )
@@ -134,7 +138,7 @@ def train(
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
     ]
-    if config.population_bn:
+    if stats_ds is not None:
         callbacks.insert(0, population_statistics_callback(stats_ds))
     log.info(
         "training %s at %d px on %d crops (val %d), policy %s",
