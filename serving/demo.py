@@ -10,6 +10,7 @@ detector of real deepfakes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import shutil
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
+        # With --json, stdout carries the JSON summary only: the verdict table goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+            summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
     except DeepfakeError as err:
         return report_error("deepfake-demo", err, debug=args.debug)
     if args.json:
