@@ -98,25 +98,35 @@ def check_version_dir(path: str | pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def repository_lock(base: pathlib.Path, timeout_s: float = 60.0) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``<base>/.publish.lock`` (released if the process dies)."""
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / LOCK_FILE, "a+") as handle:
+def file_lock(path: pathlib.Path, *, timeout_s: float, busy: Callable[[], DeepfakeError]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (released if the process dies).
+
+    Waits up to ``timeout_s`` for another holder (0: not at all), then raises ``busy()``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PublishError(
-                        f"{base}: another publish holds {LOCK_FILE} for over {timeout_s:.0f} s"
-                    ) from None
+                if time.monotonic() >= deadline:
+                    raise busy() from None
                 time.sleep(0.05)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def repository_lock(base: pathlib.Path, timeout_s: float = 60.0) -> contextlib.AbstractContextManager[None]:
+    """The lock that serialises publishes into ``base`` (``<base>/.publish.lock``)."""
+    return file_lock(
+        base / LOCK_FILE,
+        timeout_s=timeout_s,
+        busy=lambda: PublishError(f"{base}: another publish holds {LOCK_FILE} for over {timeout_s:.0f} s"),
+    )
 
 
 def clean_incoming(base: pathlib.Path) -> list[pathlib.Path]:

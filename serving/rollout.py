@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import pathlib
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,7 @@ from deepfake_client import contract
 from deepfake_client.errors import DeadlineExceededError, DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.transport.base import Target, Transport
 from export.metadata import GOLDEN_FILE, GOLDEN_TOLERANCE, load_golden
-from export.publish import list_versions, model_dir
+from export.publish import file_lock, list_versions, model_dir
 from serving.config import ModelEntry, ServingConfig, initial_config, load_config, save_config
 
 LOCK_FILE = ".rollout.lock"
@@ -302,15 +301,9 @@ class Rollout:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        self.repository.mkdir(parents=True, exist_ok=True)
-        with open(self.repository / LOCK_FILE, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RolloutError(
-                    f"another rollout is running on {self.repository} (lock {LOCK_FILE})"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(
+            self.repository / LOCK_FILE,
+            timeout_s=0,
+            busy=lambda: RolloutError(f"another rollout is running on {self.repository} (lock {LOCK_FILE})"),
+        ):
+            yield
