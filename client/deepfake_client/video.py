@@ -253,8 +253,10 @@ def read_image_size(path: str | pathlib.Path) -> tuple[int, int] | None:
                 marker = f.read(2)
                 if len(marker) < 2 or marker[0] != 0xFF:
                     return None
-                while marker[1] == 0xFF:  # fill bytes
+                while len(marker) == 2 and marker[1] == 0xFF:  # fill bytes
                     marker = marker[1:] + f.read(1)
+                if len(marker) < 2:
+                    return None  # the file ends in fill bytes
                 kind = marker[1]
                 if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
                     continue

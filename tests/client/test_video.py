@@ -224,3 +224,11 @@ def test_text_named_jpg(tmp_path: pathlib.Path) -> None:
     path.write_text("hello")
     with pytest.raises(InvalidInputError):
         load_image(path)
+
+
+def test_jpeg_header_ending_in_fill_bytes(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xff")  # a marker's fill bytes, then the end of the file
+    assert read_image_size(path) is None
+    with pytest.raises(InvalidInputError):
+        load_image(path)
