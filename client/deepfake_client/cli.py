@@ -115,6 +115,15 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     return headers
 
 
+def _read_certificates(path: pathlib.Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as err:
+        raise NotFoundError(f"--tls-ca {path}: no such file") from err
+    except OSError as err:
+        raise InvalidInputError(f"--tls-ca {path}: cannot read it: {err.strerror or err}") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepfake-scan``; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -138,7 +147,7 @@ def _scan(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
-    root_certificates = args.tls_ca.read_bytes() if args.tls_ca else None
+    root_certificates = _read_certificates(args.tls_ca) if args.tls_ca else None
     client = DetectorClient(
         args.server,
         model=args.model or MODEL_NAME,
@@ -185,9 +194,7 @@ def _scan(args: argparse.Namespace) -> int:
                     if isinstance(item, DeepfakeError):
                         raise item
                     verdict = client.score(future.result())  # type: ignore[union-attr]
-                except DeepfakeError as err:
-                    worst = max(worst, report_error("deepfake-scan", err, debug=args.debug, where=str(item)))
-                except Exception as err:  # a bug or a library's surprise: still one line, and go on
+                except Exception as err:  # a bug or a library's surprise too: one line, and go on
                     worst = max(worst, report_error("deepfake-scan", err, debug=args.debug, where=str(item)))
                 else:
                     if args.json:

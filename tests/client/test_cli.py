@@ -117,3 +117,10 @@ def test_help_is_instant_and_tensorflow_free() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_missing_tls_ca_file_is_one_line(tmp_path: pathlib.Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = [str(tmp_path / "a.jpg"), "--server", "grpcs://127.0.0.1:9", "--tls-ca", str(tmp_path / "ca.pem")]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "ca.pem" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
