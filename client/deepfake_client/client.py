@@ -358,7 +358,7 @@ class DetectorClient:
             try:
                 probs, versions = self._predict(target, crops)
             except (InvalidInputError, NotFoundError):
-                if attempt or self.target.version is not None:
+                if attempt or prepared.target.version is not None:  # the target scanned, canary or not
                     raise
                 fresh = self.info(prepared.target, fresh=True)  # a label moved, or a version went away
                 if fresh.version == info.version:

@@ -105,3 +105,15 @@ def test_asyncio_client_runs_scans_concurrently(fake_serving, face_image: np.nda
 
     image, crops = asyncio.run(main())
     assert image.model_version == 1 and len(image.faces) == 1 and len(crops.faces) == 4
+
+
+def test_canary_move_mid_scan_is_followed_with_a_version_pinned(server_url: str, fake_serving) -> None:  # type: ignore[no-untyped-def]
+    def swap(model) -> None:  # type: ignore[no-untyped-def]
+        model.labels["canary"] = 1
+        del model.versions[2]
+
+    with DetectorClient(server_url, version=1, canary_share=1.0, batch_size=2) as client:
+        fake_serving.model.after_predicts[len(fake_serving.model.calls) + 2] = swap  # model_info, 1st batch
+        verdict = client.scan_crops(CROPS)
+    assert verdict.target == "label:canary" and verdict.model_version == 1
+    assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
