@@ -117,3 +117,13 @@ def test_canary_move_mid_scan_is_followed_with_a_version_pinned(server_url: str,
         verdict = client.scan_crops(CROPS)
     assert verdict.target == "label:canary" and verdict.model_version == 1
     assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
+
+
+def test_bad_crops_are_invalid_input(fake_serving) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_client.errors import InvalidInputError
+
+    with DetectorClient(fake_serving.grpc_url) as client:
+        bad = (np.zeros((0, 0, 3), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8))
+        for crop in bad:
+            with pytest.raises(InvalidInputError, match="a crop must be"):
+                client.scan_crops([crop])
