@@ -138,3 +138,22 @@ def test_auth_header_is_sent_with_every_call(fake_serving, kind: str) -> None:
         client.scan_crops(np.zeros((1, 32, 32, 3), np.uint8))
     assert fake_serving.headers_seen
     assert all(seen.get("authorization") == "Bearer s3cret" for seen in fake_serving.headers_seen)
+
+
+def test_internal_server_error_is_the_same_error_over_both_transports(server_url: str, fake_serving) -> None:  # type: ignore[no-untyped-def]
+    fake_serving.model.faults[:] = ["INTERNAL"]
+    waits: list[float] = []
+    with make_transport(server_url) as transport:
+        call = lambda: transport.predict(Target(version=1), contract.DEFAULT_SIGNATURE, IMAGES)  # noqa: E731
+        with pytest.raises(DeepfakeError) as info:
+            call_with_retries(call, retries=3, sleep=waits.append)
+    assert type(info.value) is DeepfakeError and info.value.exit_code == 1 and waits == []  # not retried
+
+
+def test_rest_answer_that_is_not_an_object_is_a_server_error() -> None:
+    from deepfake_client.transport.rest import decode_outputs
+
+    for body in ([0.5], "oops", {"predictions": [0.5]}):
+        with pytest.raises(DeepfakeError) as info:
+            decode_outputs(body)
+        assert type(info.value) is DeepfakeError

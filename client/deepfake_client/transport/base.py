@@ -137,11 +137,15 @@ def error_for(code: str, message: str) -> DeepfakeError:
     return DeepfakeError(f"{code}: {message}")
 
 
-HTTP_CODES = {
+HTTP_CODES = {  # TF Serving's status -> HTTP table (http_server.cc ToHTTPStatusCode), read backwards
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     408: "DEADLINE_EXCEEDED",
     429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",  # also UNKNOWN and DATA_LOSS: a server error, not worth a retry (as over gRPC)
+    501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
