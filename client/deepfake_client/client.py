@@ -31,6 +31,7 @@ from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundErr
 from deepfake_client.faces import Face, FaceDetector, crop_face, extract_faces, make_detector
 from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
+    DEFAULT_RESOLVE_TTL_S,
     DEFAULT_TIMEOUT_S,
     Target,
     Transport,
@@ -50,7 +51,6 @@ from deepfake_client.video import (
 log = logging.getLogger("deepfake_client")
 
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_RESOLVE_TTL_S = 30.0
 ENCODINGS = ("uint8", "jpeg")
 
 

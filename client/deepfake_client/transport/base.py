@@ -27,6 +27,7 @@ from deepfake_client.errors import (
 )
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RESOLVE_TTL_S = 30.0  # how long a label's (or "latest"'s) version number is trusted
 UNKNOWN_LABEL_TEXT = "Unrecognized servable version label"
 
 T = TypeVar("T")

@@ -171,9 +171,7 @@ class GrpcTransport(Transport):
 
     def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
         request = tfs_pb2.GetModelStatusRequest()
-        request.model_spec.name = target.model
-        if target.version is not None:
-            request.model_spec.version.value = target.version
+        fill_model_spec(request.model_spec, Target(target.model, version=target.version))  # no label
         response = self._call(self._get_status, request, timeout_s)
         return {s.version: _STATES.get(s.state, str(s.state)) for s in response.model_version_status}
 

@@ -28,6 +28,7 @@ from deepfake_client.errors import (
     ServerUnavailableError,
 )
 from deepfake_client.transport.base import (
+    DEFAULT_RESOLVE_TTL_S,
     DEFAULT_TIMEOUT_S,
     HTTP_CODES,
     Inputs,
@@ -40,8 +41,6 @@ from deepfake_client.transport.base import (
     error_for,
     split_url,
 )
-
-DEFAULT_RESOLVE_TTL_S = 30.0
 
 
 def model_path(target: Target) -> str:
@@ -228,9 +227,7 @@ class RestTransport(Transport):
         return parse_metadata(self.request("GET", model_path(target) + "/metadata", None, timeout_s))
 
     def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
-        path = f"/v1/models/{target.model}" + (
-            f"/versions/{target.version}" if target.version is not None else ""
-        )
+        path = model_path(Target(target.model, version=target.version))  # labels are ignored
         answer = self.request("GET", path, None, timeout_s)
         try:
             return {int(s["version"]): str(s["state"]) for s in answer.get("model_version_status", [])}

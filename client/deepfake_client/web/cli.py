@@ -14,9 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from deepfake_client.cli import DEFAULT_SERVER
 from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
-
-DEFAULT_SERVER = "grpc://localhost:8500"
 
 
 def build_parser() -> argparse.ArgumentParser:
