@@ -86,11 +86,14 @@ def sample_frames(
 
     Raises:
         NotFoundError: the file does not exist.
-        InvalidInputError: the file is empty, not a video, or has no decodable frame.
+        InvalidInputError: the file is empty, not a video, has no decodable frame, or ``count`` is
+            not positive.
     """
     import cv2
 
     path = _check_file(path)
+    if per_second is None and count < 1:
+        raise InvalidInputError(f"the number of frames to sample must be positive, got {count}")
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():

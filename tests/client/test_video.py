@@ -232,3 +232,8 @@ def test_jpeg_header_ending_in_fill_bytes(tmp_path: pathlib.Path) -> None:
     assert read_image_size(path) is None
     with pytest.raises(InvalidInputError):
         load_image(path)
+
+
+def test_zero_frames_is_refused_as_such(face_video: pathlib.Path) -> None:
+    with pytest.raises(InvalidInputError, match="must be positive"):
+        list(sample_frames(face_video, 0))
