@@ -281,12 +281,16 @@ def load_image(path: str | pathlib.Path, *, max_pixels: int = MAX_IMAGE_PIXELS) 
 
     Raises:
         NotFoundError: the file does not exist.
-        InvalidInputError: empty, too large, or not a decodable image.
+        InvalidInputError: empty, unreadable, too large, or not a decodable image.
     """
     import cv2
 
     path = _check_file(path)
-    size = read_image_size(path)
+    try:
+        size = read_image_size(path)
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as err:  # permissions, I/O errors
+        raise InvalidInputError(f"{path}: cannot read the image: {err.strerror or err}") from err
     if size is not None:
         width, height = size
         if width <= 0 or height <= 0:
@@ -296,7 +300,6 @@ def load_image(path: str | pathlib.Path, *, max_pixels: int = MAX_IMAGE_PIXELS) 
                 f"{path}: the image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
                 f"the limit is {max_pixels / 1e6:.0f} megapixels"
             )
-    data = np.fromfile(str(path), dtype=np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation; any depth -> 8-bit BGR
     if bgr is None:
         raise InvalidInputError(f"{path}: not a decodable image")

@@ -237,3 +237,21 @@ def test_jpeg_header_ending_in_fill_bytes(tmp_path: pathlib.Path) -> None:
 def test_zero_frames_is_refused_as_such(face_video: pathlib.Path) -> None:
     with pytest.raises(InvalidInputError, match="must be positive"):
         list(sample_frames(face_video, 0))
+
+
+def test_an_unreadable_image_is_invalid_input(tmp_path, monkeypatch) -> None:
+    """A read error (permissions, I/O) is exit 2 naming the file (injected: the tests run as root)."""
+    import errno
+
+    from deepfake_client import video
+    from deepfake_client.errors import InvalidInputError
+
+    path = tmp_path / "locked.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(video.np, "fromfile", refuse)
+    with pytest.raises(InvalidInputError, match="locked.png: cannot read the image: Permission denied"):
+        video.load_image(path)
