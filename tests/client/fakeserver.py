@@ -184,15 +184,16 @@ class FakeServing:
 
         context.abort(getattr(grpc.StatusCode, err.code), err.message)
 
+    def _resolve(self, spec: tfs_pb2.ModelSpec) -> int:
+        return self.model.resolve(
+            spec.name, spec.version.value if spec.HasField("version") else None, spec.version_label or None
+        )
+
     def _g_predict(self, request: tfs_pb2.PredictRequest, context) -> tfs_pb2.PredictResponse:  # type: ignore[no-untyped-def]
         self.headers_seen.append(dict(context.invocation_metadata()))
         spec = request.model_spec
         try:
-            number = self.model.resolve(
-                spec.name,
-                spec.version.value if spec.HasField("version") else None,
-                spec.version_label or None,
-            )
+            number = self._resolve(spec)
             out = self.model.predict(
                 number, spec.signature_name, {k: make_ndarray(v) for k, v in request.inputs.items()}
             )
@@ -211,11 +212,7 @@ class FakeServing:
     ) -> tfs_pb2.GetModelMetadataResponse:  # type: ignore[no-untyped-def]
         spec = request.model_spec
         try:
-            number = self.model.resolve(
-                spec.name,
-                spec.version.value if spec.HasField("version") else None,
-                spec.version_label or None,
-            )
+            number = self._resolve(spec)
         except ServerError as err:
             self._abort(context, err)
         response = tfs_pb2.GetModelMetadataResponse()

@@ -28,6 +28,17 @@ def make_repository(tmp_path: pathlib.Path, exported_version: pathlib.Path) -> p
     return repository
 
 
+def serve(start, repository: pathlib.Path, log_path: pathlib.Path, *extra: str):  # type: ignore[no-untyped-def]
+    """A dev server over the repository's models.config, started as docker-compose.yml starts TF Serving."""
+    return start(
+        repository,
+        repository / "models.config",
+        log_path,
+        "--allow_version_labels_for_unavailable_models=true",
+        *extra,
+    )
+
+
 def publish_second_version(repository: pathlib.Path) -> int:
     from export.version import export_model
     from tests.conftest import tiny_keras_model
@@ -73,12 +84,7 @@ class Load:
 def test_full_rollout_under_load_fails_no_request(tmp_path, exported_version, devserver_launcher) -> None:
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
-    server = start(
-        repository,
-        repository / "models.config",
-        tmp_path / "server.log",
-        "--allow_version_labels_for_unavailable_models=true",
-    )
+    server = serve(start, repository, tmp_path / "server.log")
     transport = make_transport(server.grpc_url)
     try:
         rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=60)
@@ -111,9 +117,7 @@ def test_refusals_leave_the_config_as_it_was(tmp_path, exported_version, devserv
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
     config_path = repository / "models.config"
-    server = start(
-        repository, config_path, tmp_path / "server.log", "--allow_version_labels_for_unavailable_models=true"
-    )
+    server = serve(start, repository, tmp_path / "server.log")
     transport = make_transport(server.grpc_url)
     try:
         rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=20)
@@ -178,13 +182,8 @@ def test_changes_take_effect_through_reload_not_polling(
     """With config polling off, the canary still loads: the rollout sent HandleReloadConfigRequest."""
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
-    server = start(
-        repository,
-        repository / "models.config",
-        tmp_path / "server.log",
-        "--allow_version_labels_for_unavailable_models=true",
-        "--model_config_file_poll_wait_seconds=0",
-    )  # TF Serving: 0 = never re-read the file
+    # TF Serving: 0 = never re-read the config file
+    server = serve(start, repository, tmp_path / "server.log", "--model_config_file_poll_wait_seconds=0")
     transport = make_transport(server.grpc_url)
     try:
         rollout = Rollout(repository=repository, servers=[transport], wait_timeout_s=30)
@@ -209,9 +208,10 @@ def test_one_rollout_drives_every_replica(tmp_path, exported_version, devserver_
     labelled only when both report it AVAILABLE, and both follow the promotion."""
     start, stop = devserver_launcher
     repository = make_repository(tmp_path, exported_version)
-    config = repository / "models.config"
-    flags = ("--allow_version_labels_for_unavailable_models=true", "--model_config_file_poll_wait_seconds=0")
-    servers = [start(repository, config, tmp_path / f"server{i}.log", *flags) for i in range(2)]
+    servers = [
+        serve(start, repository, tmp_path / f"server{i}.log", "--model_config_file_poll_wait_seconds=0")
+        for i in range(2)
+    ]
     transports = [make_transport(s.grpc_url) for s in servers]
     try:
         rollout = Rollout(repository=repository, servers=transports, wait_timeout_s=60)
