@@ -215,18 +215,6 @@ class ModelManager:
 
     # ---------------------------------------------------------------- requests
 
-    def resolve_version(self, name: str, version: int | None = None, label: str | None = None) -> int:
-        """The version a request names, TF Serving's texts when there is none.
-
-        Raises:
-            ServingError: INVALID_ARGUMENT for an empty name or an unknown label, NOT_FOUND when no
-                such version is AVAILABLE.
-        """
-        if not name:
-            raise invalid_argument("ModelSpec has no name specified.")
-        with self._lock:
-            return self._resolve(name, version, label).version
-
     def _resolve(self, name: str, version: int | None, label: str | None) -> VersionEntry:
         if label:
             number = self._labels.get(name, {}).get(label)
@@ -289,11 +277,6 @@ class ModelManager:
         """The labels in force for a model."""
         with self._lock:
             return dict(self._labels.get(name, {}))
-
-    def model_names(self) -> list[str]:
-        """Every model in the config in force."""
-        with self._lock:
-            return sorted(self._models)
 
     def states(self, name: str) -> dict[int, str]:
         """Version -> state name, for tests and logs."""

@@ -11,7 +11,7 @@ import os
 import pathlib
 
 from deepfake_client._proto import tfs_pb2
-from serving.devserver.status import ServingError, invalid_argument
+from serving.devserver.status import invalid_argument
 
 
 def read_model_config(path: str | pathlib.Path) -> tfs_pb2.ModelServerConfig:
@@ -86,13 +86,3 @@ def aspired_versions(model: tfs_pb2.ModelConfig, on_disk: dict[int, pathlib.Path
     count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
     newest = sorted(on_disk, reverse=True)[:count]
     return {v: on_disk[v] for v in newest}
-
-
-def require_model_config_list(config: tfs_pb2.ModelServerConfig) -> None:
-    """Refuse a config without ``model_config_list`` (the only kind this server, like TF's, takes here)."""
-    if config.WhichOneof("config") != "model_config_list":
-        raise ServingError(
-            "FAILED_PRECONDITION",
-            "Cannot transition to requested config. It is only legal to transition "
-            "from one ModelConfigList to another.",
-        )
