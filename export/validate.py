@@ -41,15 +41,17 @@ SPEC = {
 
 @dataclasses.dataclass
 class ValidationReport:
-    """What validation measured: the largest score differences and the warm-up records replayed."""
+    """What validation measured: the largest score differences and the warm-up records replayed,
+    and the saved model's own scores of the golden batch (``golden_scores``, not in ``as_dict``)."""
 
     max_abs_diff_keras: float
     max_abs_diff_encoded: float
     warmup_records: int
     tolerance: float = GOLDEN_TOLERANCE
+    golden_scores: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "golden_scores"}
 
 
 def _spec_of(tensor_spec: Any) -> tuple[str, list[int | None]]:
@@ -131,4 +133,5 @@ def validate_version(
         request = record.predict_log.request
         signature = loaded.signatures[request.model_spec.signature_name or contract.DEFAULT_SIGNATURE]
         signature(**{key: tf.constant(make_ndarray(value)) for key, value in request.inputs.items()})
-    return ValidationReport(diff_keras, diff_encoded, len(records))
+    scores = {name: served[name].numpy() for name in (contract.PROBABILITY_OUTPUT, contract.LOGIT_OUTPUT)}
+    return ValidationReport(diff_keras, diff_encoded, len(records), golden_scores=scores)

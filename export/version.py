@@ -71,7 +71,6 @@ def build_version(
     model_name: str = contract.MODEL_NAME,
 ) -> dict[str, Any]:
     """Write a complete, validated version of ``model_name`` into the empty directory ``staging``."""
-    import tensorflow as tf
 
     from export.metadata import GOLDEN_FILE, golden_images, model_metadata, save_golden
     from export.signatures import build_serving_module, save_serving_model
@@ -83,12 +82,11 @@ def build_version(
     save_serving_model(module, staging)
     write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size, model_name))
     golden = golden_images(size)
-    served = module.serving_default(tf.constant(golden))
+    report = validate_version(staging, model, golden, size, crop_margin, threshold)
+    # The golden batch's expected scores are the saved model's own: what a server must answer.
+    scores = report.golden_scores
     save_golden(
-        staging / GOLDEN_FILE,
-        golden,
-        served[contract.PROBABILITY_OUTPUT].numpy(),
-        served[contract.LOGIT_OUTPUT].numpy(),
+        staging / GOLDEN_FILE, golden, scores[contract.PROBABILITY_OUTPUT], scores[contract.LOGIT_OUTPUT]
     )
     meta = model_metadata(
         backbone=backbone,
@@ -101,7 +99,6 @@ def build_version(
         version=version,
         model_name=model_name,
     )
-    report = validate_version(staging, model, golden, size, crop_margin, threshold)
     meta["validation"] = report.as_dict()
     (staging / contract.METADATA_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     return meta
