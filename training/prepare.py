@@ -91,7 +91,7 @@ def crop_item(
     """
     import cv2
 
-    from deepfake_client.faces import extract_faces
+    from deepfake_client.faces import faces_in_frames
 
     cv2.setNumThreads(1)
     record = {
@@ -107,10 +107,7 @@ def crop_item(
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for frame in _frames(item, frames):
-            faces = extract_faces(
-                frame.rgb, _detector(min_face), margin, size, frame.index, frame.timestamp_s
-            )
+        for frame, faces in faces_in_frames(_frames(item, frames), _detector(min_face), margin, size):
             for k, face in enumerate(faces[:max_faces]):
                 name = f"{face_dir(item)}/{frame.index:06d}_{k}.{image_format}"
                 params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []

@@ -28,7 +28,7 @@ import numpy as np
 from deepfake_client import contract
 from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
-from deepfake_client.faces import Face, FaceDetector, crop_face, extract_faces, make_detector
+from deepfake_client.faces import Face, FaceDetector, extract_faces, faces_in_frames, make_detector
 from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
     DEFAULT_RESOLVE_TTL_S,
@@ -246,33 +246,16 @@ class DetectorClient:
     def _prepare_video(self, path: str, target: Target, info: VersionInfo) -> Prepared:
         # Frames are decoded in a background thread while faces are detected here (see
         # video.prefetch_frames): "decode" is the time spent waiting for a frame, not all decoding.
-        timings = {"decode": 0.0, "detect": 0.0, "crop": 0.0}
+        timings: dict[str, float] = {}
         faces: list[Face] = []
         frames = 0
         iterator = prefetch_frames(sample_frames(path, self.frames, per_second=self.per_second))
         try:
-            while True:
-                t0 = time.perf_counter()
-                frame = next(iterator, None)
-                t1 = time.perf_counter()
-                timings["decode"] += t1 - t0
-                if frame is None:
-                    break
+            for _, found in faces_in_frames(
+                iterator, self.detector, info.crop_margin, info.input_size, timings
+            ):
                 frames += 1
-                detections = self.detector.detect(frame.rgb)
-                t2 = time.perf_counter()
-                for d in detections:
-                    faces.append(
-                        Face(
-                            frame.index,
-                            frame.timestamp_s,
-                            d.box,
-                            d.confidence,
-                            crop_face(frame.rgb, d.box, info.crop_margin, info.input_size),
-                        )
-                    )
-                timings["detect"] += t2 - t1
-                timings["crop"] += time.perf_counter() - t2
+                faces.extend(found)
         finally:
             iterator.close()  # stops the decoding thread at once if detection failed
         return Prepared(

