@@ -29,6 +29,7 @@ import sys
 
 from deepfake_client.contract import DEFAULT_CROP_MARGIN, DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError
+from deepfake_client.faces import FOLLOW_SETTINGS
 from deepfake_client.video import DEFAULT_FRAMES
 from training.datasets import Item, read_dataset, summarize
 
@@ -218,13 +219,13 @@ def prepare_dataset(
         "frames": frames,
         "max_faces": max_faces,
         "format": image_format,
-        "detector": {"name": DEFAULT_DETECTOR, "min_face": min_face},
+        "detector": {"name": DEFAULT_DETECTOR, "min_face": min_face, "follow": FOLLOW_SETTINGS},
     }
     if (out / INFO).is_file():
         previous = read_info(out)
         changed = [
             k
-            for k in ("input_size", "crop_margin", "frames", "max_faces", "format")
+            for k in ("input_size", "crop_margin", "frames", "max_faces", "format", "detector")
             if previous.get(k) != settings[k]
         ]
         if changed:

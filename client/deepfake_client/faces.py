@@ -31,6 +31,15 @@ MAX_WINDOW = 96  # the largest window, in detector pixels (a face of about 48)
 MAX_WINDOWS = 4  # more faces than this: a whole-frame detection is cheaper
 SCAN_SIDE = 320  # the quick look for faces that came into view, every FULL_EVERY frames
 WINDOW_MIN_IOU = 0.2  # the least overlap of a face found in a window with where it was expected
+# what decides the boxes of a video, recorded with training data (crops made otherwise differ)
+FOLLOW_SETTINGS = {
+    "full_every": FULL_EVERY,
+    "window_scale": WINDOW_SCALE,
+    "min_window": MIN_WINDOW,
+    "max_window": MAX_WINDOW,
+    "max_windows": MAX_WINDOWS,
+    "scan_side": SCAN_SIDE,
+}
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,13 @@ def test_resume_skips_finished_and_corrupt_video_is_not_fatal(synthetic_dataset,
     assert first["input_size"] == info["input_size"] == 48
     with pytest.raises(InvalidInputError, match="prepared with other settings"):
         prepare_dataset("folder", data, out, size=64, frames=2, workers=1, progress=False)
+    # crops made with another way of following faces (an older client) are not mixed in either
+    saved = json.loads((out / "prepare.json").read_text())
+    assert saved["detector"]["follow"]["full_every"] == 8
+    saved["detector"]["follow"]["full_every"] = 1
+    (out / "prepare.json").write_text(json.dumps(saved))
+    with pytest.raises(InvalidInputError, match=r"other settings \(detector\)"):
+        prepare_dataset("folder", data, out, size=48, frames=2, workers=1, progress=False)
 
 
 def test_parallel_workers(synthetic_dataset, tmp_path):
