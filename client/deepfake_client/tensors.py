@@ -94,7 +94,8 @@ def make_tensor_proto(
             # TensorFlow writes a single value into the typed field, not tensor_content.
             getattr(proto, _VAL_FIELDS[proto.dtype]).append(array.reshape(-1)[0].item())
             return proto
-        proto.tensor_content = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+        little = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
+        proto.tensor_content = little.tobytes()  # one copy (astype copies only a big-endian array)
         return proto
     proto.dtype = tfs_pb2.DT_STRING
     for size in array.shape:

@@ -48,6 +48,7 @@ class Model:
     faults: list[str] = field(default_factory=list)  # codes the next predict calls fail with
     delay_s: float = 0.0
     calls: list[tuple[str, int]] = field(default_factory=list)  # (signature, version) of each predict
+    metadata_calls: int = 0
     after_predicts: dict[int, object] = field(default_factory=dict)  # call number -> callable(model)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,6 +110,7 @@ class Model:
         return out
 
     def signature_def_map(self, number: int) -> tfs_pb2.SignatureDefMap:
+        self.metadata_calls += 1
         s = self.versions[number].input_size
         sigmap = tfs_pb2.SignatureDefMap()
         for name, inputs, outputs in (

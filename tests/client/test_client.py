@@ -37,6 +37,15 @@ def test_scan_video_tracks_and_version(server_url: str, face_video: pathlib.Path
     assert max(t.faces for t in verdict.tracks) >= 6  # the moving face is one track
 
 
+def test_a_scan_asks_for_the_metadata_once(server_url: str, fake_serving, face_image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """The version a label stands for is looked up once per scan, over gRPC and REST alike."""
+    with DetectorClient(server_url, label="stable") as client:
+        client.scan_image(face_image)
+        assert fake_serving.model.metadata_calls == 1
+        client.scan_image(face_image)  # within the cache's lifetime: no new lookup
+        assert fake_serving.model.metadata_calls == 1
+
+
 def test_no_face_image_is_no_face(server_url: str, tmp_path: pathlib.Path) -> None:
     import cv2
 

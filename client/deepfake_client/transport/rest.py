@@ -196,9 +196,7 @@ class RestTransport(Transport):
         cached = self._resolved.get(target)
         if cached and not fresh and time.monotonic() - cached[1] < self.resolve_ttl_s:
             return cached[0]
-        version = self.metadata(target, timeout_s=timeout_s).version
-        self._resolved[target] = (version, time.monotonic())
-        return version
+        return self.metadata(target, timeout_s=timeout_s).version
 
     def predict(
         self,
@@ -224,7 +222,10 @@ class RestTransport(Transport):
         return PredictResult(outputs, version)
 
     def metadata(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelMetadata:
-        return parse_metadata(self.request("GET", model_path(target) + "/metadata", None, timeout_s))
+        meta = parse_metadata(self.request("GET", model_path(target) + "/metadata", None, timeout_s))
+        if target.version is None:  # every answer about a label (or "latest") also resolves it
+            self._resolved[target] = (meta.version, time.monotonic())
+        return meta
 
     def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
         path = model_path(Target(target.model, version=target.version))  # labels are ignored
