@@ -420,8 +420,16 @@ class DetectorClient:
         target, info = self._choose_target()
         arrays = [np.asarray(c) for c in crops]
         for c in arrays:
-            if c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 3 or 0 in c.shape:
-                raise InvalidInputError(f"a crop must be RGB uint8 [S, S, 3], got {c.dtype} {list(c.shape)}")
+            if (
+                c.dtype != np.uint8
+                or c.ndim != 3
+                or c.shape[2] != 3
+                or 0 in c.shape
+                or c.shape[0] != c.shape[1]
+            ):
+                raise InvalidInputError(
+                    f"a crop must be square RGB uint8 [S, S, 3] (Contract 3), got {c.dtype} {list(c.shape)}"
+                )
 
         def make(new: VersionInfo) -> Prepared:
             size = new.input_size

@@ -132,7 +132,13 @@ def test_bad_crops_are_invalid_input(fake_serving) -> None:  # type: ignore[no-u
     from deepfake_client.errors import InvalidInputError
 
     with DetectorClient(fake_serving.grpc_url) as client:
-        bad = (np.zeros((0, 0, 3), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8))
+        bad = (
+            np.zeros((0, 0, 3), np.uint8),
+            np.zeros((8, 8, 3), np.float32),
+            np.zeros((8, 8), np.uint8),
+            np.zeros((8, 12, 3), np.uint8),  # not square: resizing would stretch the face
+        )
         for crop in bad:
             with pytest.raises(InvalidInputError, match="a crop must be"):
                 client.scan_crops([crop])
+        assert len(client.scan_crops([np.zeros((40, 40, 3), np.uint8)]).faces) == 1  # square: resized
