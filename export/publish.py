@@ -81,12 +81,22 @@ def model_dir(repository: str | pathlib.Path, model_name: str = MODEL_NAME) -> p
     return base
 
 
+def version_dirs(base: str | pathlib.Path) -> dict[int, pathlib.Path]:
+    """Version number -> directory for every child of a model base path whose name is an integer.
+
+    What TF Serving serves from: hidden staging directories and other names are not versions. An
+    unreadable or missing base path has none.
+    """
+    try:
+        children = list(pathlib.Path(base).iterdir())
+    except OSError:
+        return {}
+    return {int(p.name): p for p in children if p.name.isdigit() and p.is_dir()}
+
+
 def list_versions(base: str | pathlib.Path) -> list[int]:
-    """The published versions under a model base path (children whose names are integers), sorted."""
-    base = pathlib.Path(base)
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit() and p.is_dir())
+    """The published version numbers under a model base path, sorted."""
+    return sorted(version_dirs(base))
 
 
 def check_version_dir(path: str | pathlib.Path) -> None:

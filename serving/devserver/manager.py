@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from deepfake_client._proto import tfs_pb2
+from export.publish import version_dirs
 from serving.devserver import repository
 from serving.devserver.runtime import Servable
 from serving.devserver.status import ServingError, invalid_argument, not_found
@@ -135,7 +136,7 @@ class ModelManager:
         with self._lock:
             models = list(self._models.values())
         for entry in models:
-            on_disk = repository.list_versions(entry.config.base_path) if entry.config.base_path else {}
+            on_disk = version_dirs(entry.config.base_path) if entry.config.base_path else {}
             aspired = repository.aspired_versions(entry.config, on_disk) if on_disk else {}
             with self._lock:
                 entry.aspired = set(aspired)

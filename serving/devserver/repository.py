@@ -60,21 +60,6 @@ def validate_config(config: tfs_pb2.ModelServerConfig) -> None:
             raise invalid_argument(f"Model {model.name} requests unsupported platform {model.model_platform}")
 
 
-def list_versions(base_path: str | pathlib.Path) -> dict[int, pathlib.Path]:
-    """Version number -> directory for every integer-named child of ``base_path`` (none if absent)."""
-    base = pathlib.Path(base_path)
-    try:
-        children = list(base.iterdir())
-    except OSError:
-        return {}
-    versions: dict[int, pathlib.Path] = {}
-    for child in children:
-        name = child.name
-        if name.isdigit() and child.is_dir():
-            versions[int(name)] = child
-    return versions
-
-
 def aspired_versions(model: tfs_pb2.ModelConfig, on_disk: dict[int, pathlib.Path]) -> dict[int, pathlib.Path]:
     """The versions the model's policy asks to serve, among those on disk."""
     policy = model.model_version_policy
