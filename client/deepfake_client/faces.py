@@ -449,13 +449,16 @@ def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
         raise InvalidInputError(f"crop size must be positive, got {size}")
     height, width = frame.shape[:2]
     x0, y0, side = square_box(box, margin)
-    canvas = np.zeros((side, side, 3), dtype=np.uint8)
-    fx0, fy0 = max(0, x0), max(0, y0)
-    fx1, fy1 = min(width, x0 + side), min(height, y0 + side)
-    if fx1 > fx0 and fy1 > fy0:
-        canvas[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+    if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
+        canvas = frame[y0 : y0 + side, x0 : x0 + side]  # inside the frame: no padding, no copy
+    else:
+        canvas = np.zeros((side, side, 3), dtype=np.uint8)
+        fx0, fy0 = max(0, x0), max(0, y0)
+        fx1, fy1 = min(width, x0 + side), min(height, y0 + side)
+        if fx1 > fx0 and fy1 > fy0:
+            canvas[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
     if side == size:
-        return canvas
+        return np.ascontiguousarray(canvas)  # a copy if it is a view: the crop outlives the frame
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interpolation)
 
