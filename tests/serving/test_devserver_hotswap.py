@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import threading
 import time
 
 import numpy as np
 import pytest
+
+from tests.serving.load import ThreadedLoad
 
 pytestmark = [pytest.mark.needs_tf, pytest.mark.slow]
 
@@ -60,20 +61,18 @@ def wait_for(predicate, timeout_s: float = 90.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-class Load:
+class Load(ThreadedLoad):
     """Client threads sending Predict until stopped; they record versions and failures."""
 
     def __init__(self, grpc_target: str, rest_url: str) -> None:
+        super().__init__()
         self.grpc_target, self.rest_url = grpc_target, rest_url
         self.answers: list[tuple[str, int, float]] = []  # (channel, version, logit)
         self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
         image = np.full((1, S, S, 3), 128, np.uint8)
-        self.threads = [
-            threading.Thread(target=self._grpc, args=(image, label)) for label in (None, "stable")
-        ]
-        self.threads.append(threading.Thread(target=self._rest, args=(image,)))
+        for label in (None, "stable"):
+            self.spawn(self._grpc, image, label)
+        self.spawn(self._rest, image)
 
     def _grpc(self, image: np.ndarray, label: str | None) -> None:
         import grpc
@@ -112,16 +111,6 @@ class Load:
                 except Exception as err:  # noqa: BLE001 - every failure is recorded and fails the test
                     with self.lock:
                         self.failures.append(f"rest: {err}")
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
 
 
 @pytest.fixture(scope="module")

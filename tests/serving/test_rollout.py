@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import threading
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from deepfake_client.transport.base import Target, make_transport
 from serving.cli import main as rollout_main
 from serving.config import load_config
 from serving.rollout import Rollout, RolloutError
+from tests.serving.load import ThreadedLoad
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
 
@@ -46,17 +46,18 @@ def publish_second_version(repository: pathlib.Path) -> int:
     return export_model(tiny_keras_model(seed=7), repository, backbone="tiny-test-2").version
 
 
-class Load:
+class Load(ThreadedLoad):
     """Client threads scanning crops through the ``stable`` label over gRPC and REST until stopped."""
 
     def __init__(self, urls: list[str]) -> None:
         from deepfake_client import DetectorClient
 
-        self.stop = threading.Event()
+        super().__init__(join_timeout_s=60)
         self.errors: list[str] = []
         self.versions: list[int] = []
         self.clients = [DetectorClient(url, label="stable", retries=0, timeout_s=30) for url in urls]
-        self.threads = [threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.clients]
+        for client in self.clients:
+            self.spawn(self._run, client)
 
     def _run(self, client) -> None:  # type: ignore[no-untyped-def]
         crops = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
@@ -68,15 +69,7 @@ class Load:
                 self.errors.append(f"{type(err).__name__}: {err}")
             time.sleep(0.01)
 
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(60)
+    def close(self) -> None:
         for client in self.clients:
             client.close()
 
