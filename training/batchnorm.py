@@ -15,27 +15,59 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def batchnorm_layers(model) -> list:
-    """The model's own (top-level) ``BatchNormalization`` layers, in graph order."""
+def batchnorm_probes(model) -> list[tuple]:
+    """``(layer, probe)`` for every ``BatchNormalization`` layer, in graph order, with ``probe`` a
+    Keras callable from the model's inputs to the layer's input.
+
+    Batch-norm layers inside nested functional models (the Keras-application backbones are called
+    as one layer) are reached through the nested model: the outer inputs go to the nested model's
+    input, then on to the layer.
+    """
     import keras
 
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    def walk(net, entry) -> list[tuple]:  # entry: outer inputs -> net's inputs (None: the same)
+        found = []
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                found.append((layer, _chain(entry, keras.Model(net.inputs, layer.input))))
+            elif isinstance(layer, keras.Model) and getattr(layer, "inputs", None):
+                # where ``net`` calls it (``layer.input`` is the nested model's own Input); Keras 3
+                # has no public accessor for a call's inputs (tests/training/test_batchnorm.py
+                # checks this against EfficientNet-B0)
+                called_on = layer._inbound_nodes[0].input_tensors
+                found += walk(layer, _chain(entry, keras.Model(net.inputs, called_on)))
+        return found
+
+    return walk(model, None)
+
+
+def batchnorm_layers(model) -> list:
+    """The model's ``BatchNormalization`` layers, nested models' included, in graph order."""
+    return [layer for layer, _ in batchnorm_probes(model)]
+
+
+def _chain(first, then):
+    if first is None:
+        return then
+    return lambda x, training=False: then(first(x, training=training), training=training)
 
 
 def set_population_statistics(model, images, *, chunk: int = 256) -> int:
-    """Set each top-level batch-norm layer's moving mean and variance to those of ``images``.
+    """Set each batch-norm layer's moving mean and variance to those of ``images``.
 
     Layers are done in order, each measured through the layers before it with their new
-    statistics (inference mode), exactly as the model will run at serving time.
+    statistics (inference mode), exactly as the model will run at serving time: one forward pass
+    up to each layer, so the cost grows with the number of layers (pass a few thousand images,
+    not a whole data set).
 
     Args:
-        model: a functional ``keras.Model``.
+        model: a functional ``keras.Model`` (nested functional models are looked into).
         images: the training images, ``[N, S, S, 3]`` (an array, or a ``tf.data.Dataset`` of
             batches, read once).
         chunk: images per forward pass.
 
     Returns:
-        The number of layers updated (0 for models without top-level batch-norm layers).
+        The number of layers updated (0 for models without batch-norm layers).
     """
     return _PopulationStatistics(model, images, chunk).update()
 
@@ -44,15 +76,15 @@ class _PopulationStatistics:
     """The probes (inputs -> each batch-norm layer's input) built once, the images read once."""
 
     def __init__(self, model, images, chunk: int):
-        import keras
         import numpy as np
         import tensorflow as tf
 
-        self.layers = batchnorm_layers(model)
-        self.probes = []
-        for layer in self.layers:
-            probe = keras.Model(model.inputs, layer.input)
-            self.probes.append(tf.function(lambda x, probe=probe: _moments(probe(x, training=False))))
+        found = batchnorm_probes(model)
+        self.layers = [layer for layer, _ in found]
+        self.probes = [
+            tf.function(lambda x, probe=probe: _moments(probe(x, training=False)), reduce_retracing=True)
+            for _, probe in found
+        ]
         if not isinstance(images, np.ndarray):
             images = np.concatenate([np.asarray(batch) for batch in images])
         self.images, self.chunk = images, chunk

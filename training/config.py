@@ -47,6 +47,7 @@ class TrainConfig:
     # batch-norm moving statistics measured on all training crops before each validation
     # (training.batchnorm): for short runs whose moving averages never settle
     population_bn: bool = False
+    population_bn_images: int = 2048  # measured on at most this many training crops, evenly spread
     # augmentation (train split only)
     augment: bool = True
     flip: bool = True
@@ -123,6 +124,8 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         or (config.input_size is not None and config.input_size < 16)
     ):
         raise InvalidInputError(f"{source}: epochs and batch_size must be >= 1, input_size >= 16")
+    if config.population_bn_images < 1:
+        raise InvalidInputError(f"{source}: population_bn_images must be >= 1")
     return config
 
 

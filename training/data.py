@@ -30,6 +30,16 @@ class Crops:
         return len(self.paths)
 
 
+def evenly_spread(crops: Crops, count: int) -> Crops:
+    """At most ``count`` of ``crops``, evenly spaced through the split (all of them if fewer)."""
+    if count <= 0:
+        raise InvalidInputError(f"the number of crops to keep must be positive, got {count}")
+    if len(crops) <= count:
+        return crops
+    keep = np.linspace(0, len(crops) - 1, count).round().astype(int)
+    return Crops([crops.paths[i] for i in keep], crops.labels[keep], [crops.videos[i] for i in keep])
+
+
 def load_crops(
     data_dir: str | pathlib.Path, split: str, *, max_per_video: int | None = None, seed: int = 0
 ) -> Crops:

@@ -22,7 +22,7 @@ import time
 from deepfake_client.errors import InvalidInputError
 from training.batchnorm import population_statistics_callback
 from training.config import TrainConfig, config_from_dict
-from training.data import class_weights, load_crops, make_dataset, steps_per_epoch
+from training.data import class_weights, evenly_spread, load_crops, make_dataset, steps_per_epoch
 from training.evaluate import RUN_INFO, RUN_MODEL, predict_crops, public, split_report, write_plots
 from training.metrics import by_video, choose_threshold
 from training.prepare import read_info
@@ -120,7 +120,9 @@ def train(
     )
     val_ds = make_dataset(val_crops, config, size=size, training=False)
     stats_ds = (  # only for population batch-norm statistics
-        make_dataset(train_crops, config, size=size, training=False).map(lambda x, y: x)
+        make_dataset(
+            evenly_spread(train_crops, config.population_bn_images), config, size=size, training=False
+        ).map(lambda x, y: x)
         if config.population_bn
         else None
     )

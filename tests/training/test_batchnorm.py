@@ -26,3 +26,33 @@ def test_population_statistics_are_the_exact_mean_and_variance_layer_after_layer
     last = batchnorm_layers(model)[-1]
     normalised = keras.Model(model.inputs, last.output)(images, training=False).numpy()
     assert np.abs(normalised.reshape(-1, normalised.shape[-1]).mean(axis=0)).max() < 1e-3
+
+
+@pytest.mark.needs_tf
+def test_batchnorm_layers_inside_nested_models_get_their_statistics_too():
+    """Keras-application backbones are nested models: their batch-norm layers are reached too."""
+    import keras
+
+    from training.batchnorm import batchnorm_layers, batchnorm_probes, set_population_statistics
+    from training.models import build_model
+
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((8, 8, 4))
+    inner = keras.Model(inner_in, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inner_in)))
+    outer_in = keras.Input((8, 8, 3))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 1)(outer_in))
+    x = keras.layers.BatchNormalization()(inner(x))
+    model = keras.Model(outer_in, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(1).normal(3.0, 2.0, (24, 8, 8, 3)).astype(np.float32)
+    assert set_population_statistics(model, images, chunk=10) == 3
+    for layer, probe in batchnorm_probes(model):
+        inputs = np.asarray(probe(images, training=False), np.float64).reshape(-1, 4)
+        np.testing.assert_allclose(layer.moving_mean.numpy(), inputs.mean(axis=0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance.numpy(), inputs.var(axis=0), rtol=1e-3, atol=1e-5)
+    # computed by hand: the nested layer's input is the inner conv over the outer conv + batch norm
+    conv, norm, inner_conv, inner_norm = model.layers[1], model.layers[2], inner.layers[1], inner.layers[2]
+    assert inner_norm in batchnorm_layers(model)
+    by_hand = np.asarray(inner_conv(norm(conv(images), training=False)), np.float64).reshape(-1, 4)
+    np.testing.assert_allclose(inner_norm.moving_mean.numpy(), by_hand.mean(axis=0), rtol=1e-4, atol=1e-5)
+    backbone = build_model("efficientnet_b0", 32)  # weights=None: built offline
+    assert len(batchnorm_layers(backbone)) == 49  # all inside the nested EfficientNet

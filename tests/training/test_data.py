@@ -105,3 +105,18 @@ def test_blend_mask_covers_the_inner_face_only():
     np.testing.assert_array_equal(
         self_blend(image, np.random.default_rng(2)), self_blend(image, np.random.default_rng(2))
     )
+
+
+def test_evenly_spread_keeps_a_spread_subset_in_order(prepared_crops):
+    from training.data import evenly_spread
+
+    crops = load_crops(prepared_crops, "train")
+    assert evenly_spread(crops, len(crops) + 5) is crops
+    some = evenly_spread(crops, 5)
+    assert len(some) == 5 and some.paths[0] == crops.paths[0] and some.paths[-1] == crops.paths[-1]
+    assert [crops.paths.index(p) for p in some.paths] == sorted(crops.paths.index(p) for p in some.paths)
+    assert list(some.labels) == [crops.labels[crops.paths.index(p)] for p in some.paths]
+    with pytest.raises(InvalidInputError):
+        evenly_spread(crops, 0)
+    with pytest.raises(InvalidInputError, match="population_bn_images"):
+        load_config("smoke", {"population_bn_images": 0})
