@@ -177,6 +177,7 @@ def train(
             "name": info.get("dataset"),
             "root": info.get("root"),
             "frames": info.get("frames"),
+            "detector": info.get("detector"),  # how the crops' faces were found (and followed)
             "counts": info.get("counts"),
             "train_crops": len(train_crops),
             "val_crops": len(val_crops),

@@ -33,6 +33,7 @@ def test_smoke_preset_trains_evaluates_and_reports_in_under_two_minutes(tmp_path
     assert info["backbone"] == "tiny" and info["input_size"] == 64 and info["crop_margin"] == 0.3
     assert 0.0 < info["threshold"] < 1.0 and info["threshold"] == trained["threshold"]
     assert info["config"]["backbone"] == "tiny" and info["dataset"]["train_crops"] > 100
+    assert info["dataset"]["detector"]["follow"]["full_every"] == 8  # recorded for the model's users
     for name in (
         "model.keras",
         "config.yaml",
