@@ -84,14 +84,14 @@ def model_dir(repository: str | pathlib.Path, model_name: str = MODEL_NAME) -> p
 def version_dirs(base: str | pathlib.Path) -> dict[int, pathlib.Path]:
     """Version number -> directory for every child of a model base path whose name is an integer.
 
-    What TF Serving serves from: hidden staging directories and other names are not versions. An
-    unreadable or missing base path has none.
+    What TF Serving serves from: hidden staging directories and other names are not versions. A
+    missing base path has none; other listing errors (permissions, I/O) raise ``OSError``, so a
+    publish never picks a number from a listing it could not read.
     """
-    try:
-        children = list(pathlib.Path(base).iterdir())
-    except OSError:
+    base = pathlib.Path(base)
+    if not base.exists():
         return {}
-    return {int(p.name): p for p in children if p.name.isdigit() and p.is_dir()}
+    return {int(p.name): p for p in base.iterdir() if p.name.isascii() and p.name.isdigit() and p.is_dir()}
 
 
 def list_versions(base: str | pathlib.Path) -> list[int]:

@@ -136,7 +136,16 @@ class ModelManager:
         with self._lock:
             models = list(self._models.values())
         for entry in models:
-            on_disk = version_dirs(entry.config.base_path) if entry.config.base_path else {}
+            try:
+                on_disk = version_dirs(entry.config.base_path) if entry.config.base_path else {}
+            except OSError as err:  # as TF Serving: a failed listing changes nothing this round
+                log.error(
+                    "cannot list the versions of %s under %s: %s",
+                    entry.config.name,
+                    entry.config.base_path,
+                    err,
+                )
+                continue
             aspired = repository.aspired_versions(entry.config, on_disk) if on_disk else {}
             with self._lock:
                 entry.aspired = set(aspired)

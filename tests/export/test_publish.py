@@ -105,6 +105,22 @@ def test_concurrent_publishes_get_different_numbers(tmp_path: pathlib.Path) -> N
     assert numeric_dirs_are_complete(tmp_path / "deepfake_detector")
 
 
+def test_an_unreadable_listing_never_picks_a_number(tmp_path: pathlib.Path, monkeypatch) -> None:
+    publish_version(tmp_path, lambda d, v: fake_saved_model(d), version=3)
+    real = pathlib.Path.iterdir
+
+    def flaky(self):  # type: ignore[no-untyped-def]
+        if self.name == "deepfake_detector":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", flaky)
+    with pytest.raises(PublishError, match="Too many open files"):
+        publish_version(tmp_path, lambda d, v: fake_saved_model(d))  # not "version 1" below 3
+    monkeypatch.undo()
+    assert list_versions(tmp_path / "deepfake_detector") == [3]
+
+
 def test_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: pathlib.Path, monkeypatch) -> None:
     def build(staging: pathlib.Path, version: int) -> None:
         fake_saved_model(staging)
