@@ -7,6 +7,7 @@ would not produce.
 
 from __future__ import annotations
 
+import inspect
 import math
 import pathlib
 import time
@@ -17,14 +18,14 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from deepfake_client.contract import DEFAULT_DETECTOR
-from deepfake_client.errors import InvalidInputError, NotFoundError
+from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from deepfake_client.video import Frame
 
 DETECT_MAX_SIDE = 640  # faces are detected on a frame downscaled to this, cropped from the full one
 # VideoFaceDetector (chosen with the clips of ``bench client_preprocess``; see its docstring)
-FULL_EVERY = 8  # a whole-frame detection at least every 8th sampled frame
+FULL_EVERY = 8  # a quick look at the whole frame for newcomers every 8th sampled frame
 WINDOW_SCALE = 2.0  # a window is twice the face's longer side
 MIN_WINDOW = 64  # the smallest window, in detector pixels
 MAX_WINDOW = 96  # the largest window, in detector pixels (a face of about 48)
@@ -225,7 +226,10 @@ class CenterFaceDetector:
         height, width = small.shape[:2]
         h32, w32 = int(math.ceil(height / 32) * 32), int(math.ceil(width / 32) * 32)
         blob = cv2.dnn.blobFromImage(small, 1.0, (w32, h32), (0, 0, 0), swapRB=False, crop=False)
-        heatmap, sizes, offsets, _ = self._session.run(None, {self._input: blob})
+        try:
+            heatmap, sizes, offsets, _ = self._session.run(None, {self._input: blob})
+        except Exception as err:  # onnxruntime's own exception types
+            raise DeepfakeError(f"face detection failed on a {width}x{height} image: {err}") from err
         heat = heatmap[0, 0]
         rows, cols = np.where(heat > self.threshold)
         sx, sy = width / w32, height / h32
@@ -294,8 +298,11 @@ class VideoFaceDetector:
     IoU 0.86 on average against those; 5-8x less detection time.
 
     Stateful: one instance per video, fed its frames in order. The client and training
-    preparation both detect through it (``faces_in_frames``), so the same frames give the same
-    boxes, hence the same crops.
+    preparation both detect through it (``faces_in_frames``): the same frames, sampled the same
+    way, with the same detector settings, give the same boxes, hence the same crops. A frame's box
+    does depend on the frames before it: sampled 8 or 16 frames a video, the same frame's box can
+    differ a little (IoU about 0.9), as it can between a window and a whole-frame detection; the
+    training crops hold both kinds.
     """
 
     def __init__(
@@ -316,6 +323,9 @@ class VideoFaceDetector:
         self.window_scale = window_scale
         self.max_windows = max_windows
         self.scan_side = scan_side
+        # detectors written for ``detect(frame)`` alone still work: their quick looks are whole-frame ones
+        self._sized = "max_side" in inspect.signature(detector.detect).parameters
+        self._shape: tuple[int, int] | None = None  # the frames' size: a new size starts afresh
         self._tracked: list[tuple[Box, float, float]] = []  # the previous frame's faces and their motion
         self._since_full = 0  # frames since the last look at the whole frame
         self._look_again = False  # the last whole-frame detection missed a face: detect again
@@ -325,6 +335,8 @@ class VideoFaceDetector:
 
     def detect(self, frame: np.ndarray, max_side: int | None = None) -> list[Detection]:
         check_frame(frame)
+        if frame.shape[:2] != self._shape:
+            self._shape, self._tracked, self._look_again = frame.shape[:2], [], False
         tracked = self._tracked
         if not self._look_again and 0 < len(tracked) <= self.max_windows:
             found = self._follow(frame, tracked)
@@ -334,7 +346,7 @@ class VideoFaceDetector:
                     self._since_full = 0
                 self._since_full += 1
                 return self._keep(found)
-        detections = self.detector.detect(frame, max_side)
+        detections = self._detect(frame, max_side)
         self.full_detections += 1
         self._since_full = 1
         # A face of the previous frame this detection missed (a small face the detector finds now
@@ -366,7 +378,7 @@ class VideoFaceDetector:
         """Faces that came into view: a quick look at the whole frame, then each new face in its window."""
         self.scans += 1
         new: list[tuple[Detection, float, float]] = []
-        for candidate in self.detector.detect(frame, self.scan_side):
+        for candidate in self._detect(frame, self.scan_side):
             if any(candidate.box.iou(d.box) >= WINDOW_MIN_IOU for d, _, _ in found + new):
                 continue
             detection = self._in_window(frame, candidate.box)
@@ -375,6 +387,11 @@ class VideoFaceDetector:
             ):
                 new.append((detection, 0.0, 0.0))
         return new
+
+    def _detect(self, frame: np.ndarray, max_side: int | None) -> list[Detection]:
+        if max_side is not None and self._sized:
+            return self.detector.detect(frame, max_side)
+        return self.detector.detect(frame)
 
     def _keep(self, found: list[tuple[Detection, float, float]]) -> list[Detection]:
         found.sort(key=lambda f: f[0].box.w * f[0].box.h, reverse=True)
@@ -388,9 +405,16 @@ class VideoFaceDetector:
         whole = min(1.0, getattr(self.detector, "max_side", DETECT_MAX_SIDE) / max(frame.shape[:2]))
         size = min(side, MAX_WINDOW, max(MIN_WINDOW, 32 * round(side * whole / 32)))  # the whole-frame scale
         scale = side / size
+        height, width = frame.shape[:2]
         best, best_iou = None, WINDOW_MIN_IOU
         for d in self.detector.detect(crop_face(frame, guess, margin, size)):
-            box = Box(x0 + d.box.x * scale, y0 + d.box.y * scale, d.box.w * scale, d.box.h * scale)
+            # back to frame pixels, clipped to the frame as a whole-frame detection's box is
+            bx0, by0 = max(0.0, x0 + d.box.x * scale), max(0.0, y0 + d.box.y * scale)
+            bx1 = min(float(width), x0 + (d.box.x + d.box.w) * scale)
+            by1 = min(float(height), y0 + (d.box.y + d.box.h) * scale)
+            if bx1 <= bx0 or by1 <= by0:
+                continue
+            box = Box(bx0, by0, bx1 - bx0, by1 - by0)
             iou = box.iou(guess)
             if iou >= best_iou and max(box.w, box.h) >= getattr(self.detector, "min_face", 0):
                 best, best_iou = Detection(box, d.confidence), iou
@@ -449,8 +473,9 @@ def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
         raise InvalidInputError(f"crop size must be positive, got {size}")
     height, width = frame.shape[:2]
     x0, y0, side = square_box(box, margin)
-    if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
-        canvas = frame[y0 : y0 + side, x0 : x0 + side]  # inside the frame: no padding, no copy
+    inside = x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height
+    if inside:
+        canvas = frame[y0 : y0 + side, x0 : x0 + side]  # no padding: resized straight from the frame
     else:
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         fx0, fy0 = max(0, x0), max(0, y0)
@@ -458,7 +483,7 @@ def crop_face(frame: np.ndarray, box: Box, margin: float, size: int) -> np.ndarr
         if fx1 > fx0 and fy1 > fy0:
             canvas[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
     if side == size:
-        return np.ascontiguousarray(canvas)  # a copy if it is a view: the crop outlives the frame
+        return canvas.copy() if inside else canvas  # never a view: the crop outlives the frame
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(canvas, (size, size), interpolation=interpolation)
 

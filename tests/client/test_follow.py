@@ -24,8 +24,8 @@ def frames_with(faces_at: list[list[tuple[float, float, int]]]) -> list[np.ndarr
         for x, y, size in faces:
             with_face = scene(face, HEIGHT, WIDTH, (x, y), size, np.random.default_rng(i))
             box = (
-                slice(int(y - size * 0.6), int(y + size * 0.6)),
-                slice(int(x - size * 0.6), int(x + size * 0.6)),
+                slice(max(0, int(y - size * 0.6)), max(0, int(y + size * 0.6))),
+                slice(max(0, int(x - size * 0.6)), max(0, int(x + size * 0.6))),
             )
             frame[box] = with_face[box]
         frames.append(frame)
@@ -102,3 +102,47 @@ def test_faces_in_frames_is_the_clients_path(detector, face_video: pathlib.Path)
     assert set(timings) == {"decode", "detect", "crop"} and all(v > 0 for v in timings.values())
     every = list(faces_in_frames(sample_frames(face_video, 10), detector, 0.3, 48, follow=False))
     assert min(f[0].box.iou(e[0].box) for (_, f), (_, e) in zip(found, every, strict=True)) > 0.7
+
+
+class OldStyleDetector:
+    """A detector written for ``detect(frame)`` alone (the interface before ``max_side``)."""
+
+    def __init__(self, detector) -> None:  # type: ignore[no-untyped-def]
+        self.detector, self.calls = detector, 0
+
+    def detect(self, frame: np.ndarray):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.detector.detect(frame)
+
+
+def test_a_detector_without_max_side_still_works(detector) -> None:  # type: ignore[no-untyped-def]
+    frames = frames_with([[(160, 180, 140)] + ([(480, 180, 120)] if i >= 3 else []) for i in range(10)])
+    finder = VideoFaceDetector(OldStyleDetector(detector))
+    assert [len(b) for b in run(finder, frames)] == [1] * 8 + [2] * 2  # its quick look is a whole frame
+
+
+def test_boxes_stay_inside_the_frame_as_a_face_leaves_it(detector) -> None:  # type: ignore[no-untyped-def]
+    frames = frames_with([[(320, 70 - 10 * i, 140)] for i in range(10)])  # drifting out at the top
+    for boxes in run(VideoFaceDetector(detector), frames):
+        for box in boxes:
+            assert box.x >= 0 and box.y >= 0 and box.x + box.w <= WIDTH and box.y + box.h <= HEIGHT
+
+
+def test_a_new_frame_size_starts_afresh(detector) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    small = frames_with([[(200, 180, 150)]])[0]
+    # at twice the size: a large face, and a smaller one where the small frame's face was
+    large = cv2.resize(frames_with([[(400, 180, 150), (100, 90, 75)]])[0], (2 * WIDTH, 2 * HEIGHT))
+    finder = VideoFaceDetector(detector)
+    assert len(finder.detect(small)) == 1
+    assert len(finder.detect(large)) == 2 and finder.full_detections == 2  # not one face in a window
+
+
+def test_crops_are_never_views_of_the_frame() -> None:
+    from deepfake_client.faces import Box, crop_face
+
+    frame = np.random.default_rng(0).integers(0, 255, (400, 224, 3), dtype=np.uint8)
+    frame.flags.writeable = False
+    crop = crop_face(frame, Box(12, 100, 200, 200), 0.12, 224)  # the square spans the frame's width
+    assert crop.shape == (224, 224, 3) and not np.shares_memory(crop, frame) and crop.flags.writeable
