@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from deepfake_client.errors import InvalidInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -29,16 +31,29 @@ def batchnorm_probes(model) -> list[tuple]:
         found = []
         for layer in net.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
-                found.append((layer, _chain(entry, keras.Model(net.inputs, layer.input))))
+                found.append((layer, _chain(entry, keras.Model(net.inputs, _call_in(net, layer)))))
             elif isinstance(layer, keras.Model) and getattr(layer, "inputs", None):
-                # where ``net`` calls it (``layer.input`` is the nested model's own Input); Keras 3
-                # has no public accessor for a call's inputs (tests/training/test_batchnorm.py
-                # checks this against EfficientNet-B0)
-                called_on = layer._inbound_nodes[0].input_tensors
-                found += walk(layer, _chain(entry, keras.Model(net.inputs, called_on)))
+                found += walk(layer, _chain(entry, keras.Model(net.inputs, _call_in(net, layer))))
         return found
 
     return walk(model, None)
+
+
+def _call_in(net, layer):
+    """The input tensors of ``layer``'s one call inside ``net``'s graph.
+
+    ``layer.input`` is a nested model's own Input, or the first call anywhere (another model may
+    have called the layer first). Keras 3 has no public accessor for a call's inputs: a call
+    belongs to ``net`` when its node key is among ``net``'s nodes (tests/training/test_batchnorm.py
+    checks this on EfficientNet-B0 and on layers called elsewhere first).
+    """
+    calls = [node for i, node in enumerate(layer._inbound_nodes) if f"{id(layer)}_ib-{i}" in net._nodes]
+    if len(calls) != 1:
+        raise InvalidInputError(
+            f"{layer.name} is called {len(calls)} times in {net.name}: population batch-norm "
+            "statistics need one call per batch-norm layer (and per nested model)"
+        )
+    return calls[0].input_tensors
 
 
 def batchnorm_layers(model) -> list:

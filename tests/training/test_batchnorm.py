@@ -56,3 +56,28 @@ def test_batchnorm_layers_inside_nested_models_get_their_statistics_too():
     np.testing.assert_allclose(inner_norm.moving_mean.numpy(), by_hand.mean(axis=0), rtol=1e-4, atol=1e-5)
     backbone = build_model("efficientnet_b0", 32)  # weights=None: built offline
     assert len(batchnorm_layers(backbone)) == 49  # all inside the nested EfficientNet
+
+
+@pytest.mark.needs_tf
+def test_a_nested_model_called_elsewhere_first_is_measured_where_this_model_calls_it():
+    import keras
+
+    from deepfake_client.errors import InvalidInputError
+    from training.batchnorm import set_population_statistics
+
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_in, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 1)(inner_in)))
+    x = keras.Input((8, 8, 3))
+    keras.Model(x, inner(x))  # a feature extractor built first, on the raw input
+    model = keras.Model(x, inner(keras.layers.Rescaling(0.5)(x)))  # the trained model halves it first
+    images = np.random.default_rng(2).normal(3.0, 2.0, (24, 8, 8, 3)).astype(np.float32)
+    assert set_population_statistics(model, images) == 1
+    norm = inner.layers[-1]
+    by_hand = np.asarray(inner.layers[1](images * 0.5), np.float64).reshape(-1, 4)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), by_hand.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+    shared = keras.layers.BatchNormalization()  # one layer, two calls: no single population
+    twice = keras.Model(x, keras.layers.Concatenate()([shared(x), shared(x * 2.0)]))
+    with pytest.raises(InvalidInputError, match="called 2 times"):
+        set_population_statistics(twice, images)
