@@ -56,7 +56,7 @@ def dtype_enum(dtype: np.dtype | type) -> int:
     if dtype.kind in "SUO":
         return tfs_pb2.DT_STRING
     try:
-        return _ENUMS[dtype]
+        return _ENUMS[dtype.newbyteorder("=")]  # a big-endian array is converted when encoded
     except KeyError:
         raise InvalidInputError(f"unsupported tensor dtype {dtype}") from None
 

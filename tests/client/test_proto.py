@@ -110,3 +110,13 @@ def test_client_works_in_a_process_with_tensorflow(fake_serving, face_image) -> 
     with DetectorClient(fake_serving.grpc_url, label="stable") as client:
         verdict = client.scan_image(face_image)
     assert verdict.model_version == 1 and len(verdict.faces) == 1
+
+
+def test_big_endian_arrays_are_encoded_as_their_values() -> None:
+    """TensorProto's tensor_content is little-endian: a big-endian array is converted, not copied raw."""
+    from deepfake_client.tensors import make_tensor_proto
+
+    values = np.array([[1.5, -2.25], [3.0, 1e-3]], dtype=np.float32)
+    big = values.astype(">f4")
+    assert make_tensor_proto(big).SerializeToString() == make_tensor_proto(values).SerializeToString()
+    np.testing.assert_array_equal(make_ndarray(make_tensor_proto(big)), values)
