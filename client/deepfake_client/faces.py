@@ -32,6 +32,7 @@ MAX_WINDOW = 96  # the largest window, in detector pixels (a face of about 48)
 MAX_WINDOWS = 4  # more faces than this: a whole-frame detection is cheaper
 SCAN_SIDE = 320  # the quick look for faces that came into view, every FULL_EVERY frames
 WINDOW_MIN_IOU = 0.2  # the least overlap of a face found in a window with where it was expected
+SAME_FACE_IOU = 0.3  # two windows whose faces overlap more than this found one face twice
 # what decides the boxes of a video, recorded with training data (crops made otherwise differ)
 FOLLOW_SETTINGS = {
     "full_every": FULL_EVERY,
@@ -40,6 +41,8 @@ FOLLOW_SETTINGS = {
     "max_window": MAX_WINDOW,
     "max_windows": MAX_WINDOWS,
     "scan_side": SCAN_SIDE,
+    "window_min_iou": WINDOW_MIN_IOU,
+    "same_face_iou": SAME_FACE_IOU,
 }
 
 
@@ -363,7 +366,7 @@ class VideoFaceDetector:
         found: list[tuple[Detection, float, float]] = []
         for box, vx, vy in tracked:
             detection = self._in_window(frame, Box(box.x + vx, box.y + vy, box.w, box.h))
-            if detection is None or any(detection.box.iou(d.box) > 0.3 for d, _, _ in found):
+            if detection is None or any(detection.box.iou(d.box) > SAME_FACE_IOU for d, _, _ in found):
                 return None  # lost, or two windows on one face
             new = detection.box
             found.append(
