@@ -298,7 +298,7 @@ class VideoFaceDetector:
     (under about 40 px at ``scan_side`` 320 in a 640 px wide frame, 80 px in 1280) until a window
     is lost. Measured (``bench client_preprocess``): on five generated clips, recall of the faces
     that detecting every whole frame finds 1.0, and 0.94 where a second face walks in; boxes with
-    IoU 0.86 on average against those; 5-8x less detection time.
+    IoU 0.86 on average against those; 4.5-8x less detection time.
 
     Stateful: one instance per video, fed its frames in order. The client and training
     preparation both detect through it (``faces_in_frames``): the same frames, sampled the same
