@@ -62,6 +62,53 @@ def _score(detector: object, cases: list) -> tuple[float, float, float]:  # type
     return found / len(cases), float(np.mean(ious)) if ious else 0.0, spent / len(cases)
 
 
+def _forward_ms(run_once, repeats: int) -> float:  # type: ignore[no-untyped-def]
+    for _ in range(3):
+        run_once()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run_once()
+        best = min(best, time.perf_counter() - t)
+    return best * 1000
+
+
+def _runtimes(repeats: int) -> list[dict]:
+    """CenterFace's forward pass on a 640x384 input: ONNX Runtime (1 and 2 threads) vs cv2.dnn."""
+    import importlib.resources
+
+    import cv2
+    import onnxruntime
+
+    path = str(importlib.resources.files("deepfake_client") / "models" / "centerface.onnx")
+    blob = np.random.default_rng(0).uniform(0, 255, (1, 3, 384, 640)).astype(np.float32)
+    net = cv2.dnn.readNetFromONNX(path)
+
+    def dnn() -> None:
+        net.setInput(blob)
+        net.forward(["537", "538", "539", "540"])
+
+    opencv = _forward_ms(dnn, repeats)
+    times = {}
+    for threads in (1, 2):
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        times[threads] = _forward_ms(lambda s=session: s.run(None, {"input.1": blob}), repeats)
+    return [
+        {
+            "name": f"centerface forward 640x384, ONNX Runtime {threads} thread{'s' if threads > 1 else ''}",
+            "value": times[threads] / 1000,
+            "unit": "s",
+            "baseline": opencv / 1000,
+            "baseline_name": f"cv2.dnn ({cv2.getNumThreads()} threads)",
+            "goal": "< 1",
+        }
+        for threads in (1, 2)
+    ]
+
+
 def run(quick: bool) -> list[dict]:
     from deepfake_client.errors import InvalidInputError
     from deepfake_client.faces import make_detector
@@ -110,4 +157,4 @@ def run(quick: bool) -> list[dict]:
                 "goal": "<= haar",
             },
         ]
-    return rows
+    return rows + _runtimes(5 if quick else 20)

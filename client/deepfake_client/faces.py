@@ -177,8 +177,9 @@ class CenterFaceDetector:
     wheel ships, with its input size made free; see ``models/NOTICE.md``), so nothing is downloaded
     at run time. Measured by ``bench client_detect``: it finds every face of the benchmark (sizes,
     positions, blur, JPEG quality, mild rotation) where the Haar cascade finds fewer than half.
-    ONNX Runtime runs it 3-4x faster than ``cv2.dnn`` did here (640x384: 11 vs 43 ms on 2 threads,
-    21 vs 64 ms on one) and has no per-shape state, so one session serves every frame size.
+    ONNX Runtime runs it 3-4x faster than ``cv2.dnn`` did (``bench client_detect``, 640x384: 12 ms
+    on two threads, 25 ms on one, vs 42 ms for ``cv2.dnn`` on two) and has no per-shape state, so
+    one session serves every frame size.
 
     Args:
         threshold: the least heatmap score of a face.
@@ -187,7 +188,7 @@ class CenterFaceDetector:
         min_face: smallest face side to report, in full-frame pixels.
         threads: ONNX Runtime's intra-op threads. One by default: videos are decoded on the other
             cores meanwhile (``prefetch_frames``), and on 2 cores two threads made preparing a
-            10 s clip 1.15x slower, not faster (``bench client_preprocess``); servers scan several
+            10 s clip 1.28x slower, not faster (``bench client_preprocess``); servers scan several
             videos at once. ``None``: one per core.
     """
 
