@@ -284,7 +284,8 @@ class YuNetDetector:
 class VideoFaceDetector:
     """Finds the faces of one video's sampled frames, in order, for a fraction of the detector's cost.
 
-    The first frame, and any frame after one without faces, gets a whole-frame detection. After
+    The first frame, a frame of a new size, and any frame after one without faces get a
+    whole-frame detection. After
     that each face is followed: looked for again in a window around where it should be now (its
     last box moved at its last speed, grown to ``window_scale`` times its longer side), cut at the
     scale of a whole-frame detection (at most ``MAX_WINDOW`` pixels), so the detector sees the face
@@ -318,9 +319,10 @@ class VideoFaceDetector:
         max_windows: int = MAX_WINDOWS,
         scan_side: int = SCAN_SIDE,
     ):
-        if full_every < 1 or window_scale < 1.0 or max_windows < 0:
+        if full_every < 1 or window_scale < 1.0 or max_windows < 0 or scan_side < 32:
             raise InvalidInputError(
-                "VideoFaceDetector needs full_every >= 1, window_scale >= 1, max_windows >= 0"
+                "VideoFaceDetector needs full_every >= 1, window_scale >= 1, max_windows >= 0 "
+                "and scan_side >= 32"
             )
         self.detector = detector
         self.full_every = full_every
@@ -328,7 +330,10 @@ class VideoFaceDetector:
         self.max_windows = max_windows
         self.scan_side = scan_side
         # detectors written for ``detect(frame)`` alone still work: their quick looks are whole-frame ones
-        self._sized = "max_side" in inspect.signature(detector.detect).parameters
+        try:
+            self._sized = "max_side" in inspect.signature(detector.detect).parameters
+        except (TypeError, ValueError):  # no signature to read (a compiled method)
+            self._sized = False
         self._shape: tuple[int, int] | None = None  # the frames' size: a new size starts afresh
         self._tracked: list[tuple[Box, float, float]] = []  # the previous frame's faces and their motion
         self._since_full = 0  # frames since the last look at the whole frame

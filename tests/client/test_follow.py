@@ -87,7 +87,7 @@ def test_a_face_a_whole_frame_detection_misses_gets_another_look(detector) -> No
 
 
 def test_bad_settings_and_bad_frames(detector) -> None:  # type: ignore[no-untyped-def]
-    for options in ({"full_every": 0}, {"window_scale": 0.5}, {"max_windows": -1}):
+    for options in ({"full_every": 0}, {"window_scale": 0.5}, {"max_windows": -1}, {"scan_side": 0}):
         with pytest.raises(InvalidInputError):
             VideoFaceDetector(detector, **options)
     with pytest.raises(InvalidInputError, match="uint8"):
