@@ -28,6 +28,14 @@ def test_population_statistics_are_the_exact_mean_and_variance_layer_after_layer
     assert np.abs(normalised.reshape(-1, normalised.shape[-1]).mean(axis=0)).max() < 1e-3
 
 
+def conv_bn(channels_in: int, kernel: int):  # type: ignore[no-untyped-def]
+    """A small functional model (convolution, then batch norm) to nest inside another, 8x8 inputs."""
+    import keras
+
+    inputs = keras.Input((8, 8, channels_in))
+    return keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, kernel)(inputs)))
+
+
 @pytest.mark.needs_tf
 def test_batchnorm_layers_inside_nested_models_get_their_statistics_too():
     """Keras-application backbones are nested models: their batch-norm layers are reached too."""
@@ -37,8 +45,7 @@ def test_batchnorm_layers_inside_nested_models_get_their_statistics_too():
     from training.models import build_model
 
     keras.utils.set_random_seed(0)
-    inner_in = keras.Input((8, 8, 4))
-    inner = keras.Model(inner_in, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inner_in)))
+    inner = conv_bn(channels_in=4, kernel=3)
     outer_in = keras.Input((8, 8, 3))
     x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 1)(outer_in))
     x = keras.layers.BatchNormalization()(inner(x))
@@ -66,8 +73,7 @@ def test_a_nested_model_called_elsewhere_first_is_measured_where_this_model_call
     from training.batchnorm import set_population_statistics
 
     keras.utils.set_random_seed(0)
-    inner_in = keras.Input((8, 8, 3))
-    inner = keras.Model(inner_in, keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 1)(inner_in)))
+    inner = conv_bn(channels_in=3, kernel=1)
     x = keras.Input((8, 8, 3))
     keras.Model(x, inner(x))  # a feature extractor built first, on the raw input
     model = keras.Model(x, inner(keras.layers.Rescaling(0.5)(x)))  # the trained model halves it first
