@@ -149,6 +149,7 @@ class DetectorClient:
         self.threshold = threshold
         self._detector_factory = (lambda: make_detector(detector)) if isinstance(detector, str) else detector
         self._local = threading.local()
+        self._shared_detector: FaceDetector | None = None
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._versions: dict[int, VersionInfo] = {}
@@ -229,10 +230,17 @@ class DetectorClient:
 
     @property
     def detector(self) -> FaceDetector:
-        """This thread's face detector (detectors are not shared between threads)."""
-        if getattr(self._local, "detector", None) is None:
-            self._local.detector = self._detector_factory()
-        return self._local.detector
+        """The face detector: one for all threads if it says it is ``thread_safe``, else one per thread."""
+        detector = getattr(self._local, "detector", None) or self._shared_detector
+        if detector is None:
+            detector = self._detector_factory()
+            if getattr(detector, "thread_safe", False):
+                with self._lock:
+                    self._shared_detector = self._shared_detector or detector
+                    detector = self._shared_detector
+            else:
+                self._local.detector = detector
+        return detector
 
     def prepare(self, source: str | pathlib.Path) -> Prepared:
         """Decode, detect and crop a video or image file for the version the target stands for now."""

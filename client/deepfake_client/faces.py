@@ -192,6 +192,8 @@ class CenterFaceDetector:
             videos at once. ``None``: one per core.
     """
 
+    thread_safe = True  # an ONNX Runtime session runs calls from several threads at once
+
     def __init__(
         self,
         threshold: float = 0.5,

@@ -142,3 +142,23 @@ def test_bad_crops_are_invalid_input(fake_serving) -> None:  # type: ignore[no-u
             with pytest.raises(InvalidInputError, match="a crop must be"):
                 client.scan_crops([crop])
         assert len(client.scan_crops([np.zeros((40, 40, 3), np.uint8)]).faces) == 1  # square: resized
+
+
+def test_the_default_detector_is_shared_between_threads_haar_is_not(fake_serving, face_image) -> None:  # type: ignore[no-untyped-def]
+    import concurrent.futures
+    import threading
+
+    for name, shared in (("centerface", True), ("haar", False)):
+        with DetectorClient(fake_serving.grpc_url, detector=name) as client:
+            barrier = threading.Barrier(3)
+
+            def use(_: int, barrier=barrier, client=client):  # type: ignore[no-untyped-def]
+                barrier.wait(timeout=30)  # three threads at once
+                detector = client.detector
+                return detector, [d.box for d in detector.detect(face_image)]
+
+            with concurrent.futures.ThreadPoolExecutor(3) as pool:
+                results = list(pool.map(use, range(3)))
+        detectors = {id(d) for d, _ in results}
+        assert len(detectors) == (1 if shared else 3), name
+        assert all(boxes == results[0][1] and boxes for _, boxes in results)  # same faces, at once

@@ -10,7 +10,8 @@ Contract 4; ``?thumbnails=1`` adds a small JPEG of each face crop), ``GET /healt
 server answer, which version is ``stable``), ``GET /openapi.json``.
 
 One :class:`DetectorClient` serves every request: its gRPC channel multiplexes concurrent calls,
-its REST transport keeps one connection per thread and its face detectors are per thread. Scans
+its REST transport keeps one connection per thread, and the default face detector (one ONNX Runtime
+session) serves every thread (the others are per thread). Scans
 (decode, detect, crop, predict) run on worker threads behind a capacity limiter, ``max_concurrency``
 at once; at most ``max_waiting`` more uploads may be in flight, beyond that the gateway answers 503
 at once instead of queueing without bound. Every upload is a temporary file removed when its
