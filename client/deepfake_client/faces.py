@@ -519,9 +519,21 @@ def extract_faces(
     timestamp_s: float = 0.0,
 ) -> list[Face]:
     """Detect every face in one image and crop each one (a video's frames go through ``faces_in_frames``)."""
+    return crop_faces(frame, detector.detect(frame), margin, size, frame_index, timestamp_s)
+
+
+def crop_faces(
+    frame: np.ndarray,
+    detections: Iterable[Detection],
+    margin: float,
+    size: int,
+    frame_index: int = 0,
+    timestamp_s: float = 0.0,
+) -> list[Face]:
+    """The ``Face`` of each detection in ``frame``, cropped as Contract 3 says."""
     return [
         Face(frame_index, timestamp_s, d.box, d.confidence, crop_face(frame, d.box, margin, size))
-        for d in detector.detect(frame)
+        for d in detections
     ]
 
 
@@ -564,12 +576,7 @@ def faces_in_frames(
             return
         detections = finder.detect(frame.rgb)
         t2 = time.perf_counter()
-        faces = [
-            Face(
-                frame.index, frame.timestamp_s, d.box, d.confidence, crop_face(frame.rgb, d.box, margin, size)
-            )
-            for d in detections
-        ]
+        faces = crop_faces(frame.rgb, detections, margin, size, frame.index, frame.timestamp_s)
         spent["detect"] += t2 - t1
         spent["crop"] += time.perf_counter() - t2
         yield frame, faces
