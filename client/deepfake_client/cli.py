@@ -19,7 +19,7 @@ import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from deepfake_client.contract import DEFAULT_DETECTOR
+from deepfake_client.contract import DEFAULT_DETECTOR, STABLE_LABEL
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError, report_error
 
 DEFAULT_SERVER = "grpc://localhost:8500"
@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="model name (default: deepfake_detector)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="score with this model version")
-    which.add_argument("--label", help="score with the version under this label (e.g. stable)")
+    which.add_argument(
+        "--label",
+        default=STABLE_LABEL,
+        help="score with the version under this label (default: stable; while the model has no stable "
+        "label, the latest version, with a warning)",
+    )
+    which.add_argument(
+        "--latest", action="store_true", help="score with the latest version, whatever its labels"
+    )
     parser.add_argument(
         "--canary-share", type=float, default=0.0, help="fraction of files sent to the canary label"
     )
@@ -152,7 +160,7 @@ def _scan(args: argparse.Namespace) -> int:
         args.server,
         model=args.model or MODEL_NAME,
         version=args.version,
-        label=args.label,
+        label=None if args.latest else args.label,
         canary_share=args.canary_share,
         timeout_s=args.timeout,
         retries=args.retries,

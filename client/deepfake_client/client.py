@@ -33,6 +33,7 @@ from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
     DEFAULT_RESOLVE_TTL_S,
     DEFAULT_TIMEOUT_S,
+    UNKNOWN_LABEL_TEXT,
     Target,
     Transport,
     call_with_retries,
@@ -89,7 +90,10 @@ class DetectorClient:
         url: ``grpc://host:8500`` (``grpcs://`` for TLS) or ``http(s)://host:8501``.
         model: the model name.
         version: a version number to target, or
-        label: a version label (``stable``, ``canary``); neither means the latest version.
+        label: a version label (``stable``, the default, or ``canary``); ``label=None`` without a
+            version means the latest version. While the model has no ``stable`` label, a client on
+            ``stable`` scores with the latest version and logs one warning, unless that version is
+            the ``canary`` (a canary only answers clients that asked for it): then it refuses.
         canary_share: the fraction of scans sent to the ``canary`` label instead.
         timeout_s: the deadline of each call.
         retries: retries of a call on UNAVAILABLE / 503 / connection reset, with backoff and jitter.
@@ -112,7 +116,7 @@ class DetectorClient:
         *,
         model: str = contract.MODEL_NAME,
         version: int | None = None,
-        label: str | None = None,
+        label: str | None = contract.STABLE_LABEL,
         canary_share: float = 0.0,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retries: int = 3,
@@ -134,6 +138,9 @@ class DetectorClient:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         if encoding not in ENCODINGS:
             raise InvalidInputError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+        # A version number wins over the default label; a version and an explicit other label clash.
+        if version is not None and label == contract.STABLE_LABEL:
+            label = None
         self.target = Target(model, version=version, label=label)
         self.transport = transport or make_transport(
             url, root_certificates=root_certificates, headers=headers
@@ -154,6 +161,8 @@ class DetectorClient:
         self._lock = threading.Lock()
         self._versions: dict[int, VersionInfo] = {}
         self._resolved: dict[Target, tuple[int, float]] = {}
+        self._latest_until = 0.0  # no stable label: the latest version is used until then
+        self._warned_latest = False
 
     # -- model versions -------------------------------------------------------------------------
 
@@ -224,7 +233,39 @@ class DetectorClient:
                 return canary, self.info(canary)
             except NotFoundError as err:
                 log.warning("no canary to send to (%s); using %s", err, self.target.describe())
-        return self.target, self.info(self.target)
+        if self.target.label != contract.STABLE_LABEL:
+            return self.target, self.info(self.target)
+        if time.monotonic() >= self._latest_until:
+            try:
+                return self.target, self.info(self.target)
+            except NotFoundError as err:
+                if UNKNOWN_LABEL_TEXT.lower() not in str(err).lower():
+                    raise  # the model itself is missing, not its label
+        return self._latest_for_stable()
+
+    def _latest_for_stable(self) -> tuple[Target, VersionInfo]:
+        """Stable by default: with no ``stable`` label, the latest version, unless it is the canary."""
+        latest = Target(self.target.model)
+        info = self.info(latest)
+        try:
+            canary = self.info(Target(self.target.model, label=contract.CANARY_LABEL))
+        except NotFoundError:
+            canary = None
+        if canary is not None and canary.version == info.version:
+            raise NotFoundError(
+                f"{self.target.model} has no label 'stable' and its latest version {info.version} is the "
+                "canary; pass a label or a version to score with it"
+            )
+        with self._lock:
+            self._latest_until = time.monotonic() + DEFAULT_RESOLVE_TTL_S
+            warn, self._warned_latest = not self._warned_latest, True
+        if warn:
+            log.warning(
+                "%s has no label 'stable': scoring with the latest version (%s)",
+                self.target.model,
+                info.version,
+            )
+        return latest, info
 
     # -- preparation (CPU: decode, detect, crop) ------------------------------------------------
 

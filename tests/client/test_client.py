@@ -51,9 +51,9 @@ def test_no_face_image_is_no_face(server_url: str, tmp_path: pathlib.Path) -> No
 
     path = tmp_path / "wall.png"
     cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 40, (240, 320, 3), dtype=np.uint8))
-    with DetectorClient(server_url) as client:
+    with DetectorClient(server_url) as client:  # stable by default: version 1, not the canary 2
         verdict = client.scan(path)
-    assert verdict.label == "NO_FACE" and verdict.score is None and verdict.model_version == 2
+    assert verdict.label == "NO_FACE" and verdict.score is None and verdict.model_version == 1
 
 
 def test_batching_encoding_and_threshold_override(fake_serving) -> None:  # type: ignore[no-untyped-def]
