@@ -2,9 +2,11 @@
 
     deepfake-web --server grpc://localhost:8500 --port 8080
 
-Serves ``/`` (the page), ``POST /v1/scan``, ``GET /healthz`` and ``/openapi.json`` with uvicorn.
-Logs go to stderr. Settings also come from the environment (``DEEPFAKE_SERVER``,
-``DEEPFAKE_LABEL``), which is how docker compose configures it.
+Serves ``/`` (the page), ``POST /v1/scan``, ``GET /healthz``, ``GET /metrics`` and
+``/openapi.json`` with uvicorn. Logs go to stderr, one JSON object a line (``--log-format text``
+for people). Settings also come from the environment (``DEEPFAKE_SERVER``, ``DEEPFAKE_LABEL``,
+``DEEPFAKE_WEB_TOKEN_FILE``), which is how docker compose configures it. Without a token (or a
+client CA) it listens on loopback only unless ``--insecure`` (see ``auth``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Sequence
 
 from deepfake_client.cli import DEFAULT_SERVER
 from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
+from deepfake_client.web.auth import TOKEN_ENV
+from deepfake_client.web.guard import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--canary-share", type=float, default=0.0, help="fraction of scans sent to the canary label"
     )
     parser.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (MB)")
-    parser.add_argument("--concurrency", type=int, default=2, help="scans running at once")
-    parser.add_argument("--max-waiting", type=int, default=16, help="further uploads in flight before 503")
+    limits = parser.add_argument_group("limits (slow and abusive clients)")
+    limits.add_argument(
+        "--concurrency", type=int, default=Limits.max_concurrency, help="scans running at once"
+    )
+    limits.add_argument(
+        "--max-waiting", type=int, default=Limits.max_waiting, help="received uploads waiting for a scan"
+    )
+    limits.add_argument(
+        "--max-receiving", type=int, default=Limits.max_receiving, help="uploads being received at once"
+    )
+    limits.add_argument(
+        "--max-per-client",
+        type=int,
+        default=Limits.max_per_client,
+        help="uploads in flight per client address (429 beyond)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=Limits.idle_timeout_s,
+        help="seconds of silence from a client before its upload (or connection) is dropped",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=Limits.body_timeout_s,
+        help="seconds to receive a whole upload (408 beyond)",
+    )
     parser.add_argument("--upload-dir", default=None, help="folder for temporary uploads")
+    access = parser.add_argument_group("access")
+    access.add_argument(
+        "--auth-token-file",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"require 'Authorization: Bearer <token in this file>' on /v1/* (env {TOKEN_ENV})",
+    )
+    access.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    access.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    access.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    access.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback address without a token or client CA"
+    )
+    access.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="proxies whose X-Forwarded-For is trusted for the client address (default: none)",
+    )
     parser.add_argument("--frames", type=int, default=32, help="frames sampled per video")
     parser.add_argument(
         "--detector",
@@ -56,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call to the model server")
     parser.add_argument("--retries", type=int, default=2, help="retries on an unavailable model server")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-format", default="json", choices=("json", "text"), help="stderr log lines")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -73,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import logging
+    import ssl
 
     try:
         import uvicorn
@@ -82,14 +131,36 @@ def _serve(args: argparse.Namespace) -> int:
     from deepfake_client.client import DetectorClient
     from deepfake_client.contract import MODEL_NAME
     from deepfake_client.web.app import create_app
+    from deepfake_client.web.auth import check_bind, read_token
+    from deepfake_client.web.guard import header_timeout_protocol
+    from deepfake_client.web.logs import configure_logging
 
-    if args.concurrency < 1 or args.max_waiting < 0 or args.max_upload_mb <= 0:
-        raise InvalidInputError("--concurrency >= 1, --max-waiting >= 0 and --max-upload-mb > 0 are required")
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.max_upload_mb <= 0:
+        raise InvalidInputError("--max-upload-mb must be > 0")
+    try:
+        limits = Limits(
+            max_concurrency=args.concurrency,
+            max_waiting=args.max_waiting,
+            max_receiving=args.max_receiving,
+            max_per_client=args.max_per_client,
+            idle_timeout_s=args.idle_timeout,
+            body_timeout_s=args.body_timeout,
+        )
+    except ValueError as err:
+        raise InvalidInputError(str(err)) from err
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        raise InvalidInputError("--tls-cert and --tls-key go together, and --tls-client-ca needs both")
+    if args.tls_cert:
+        try:  # the files uvicorn will load, checked now so a bad one is one line, not a traceback
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                context.load_verify_locations(args.tls_client_ca)
+        except (OSError, ssl.SSLError) as err:
+            raise InvalidInputError(f"the TLS files cannot be used: {err}") from err
+    token = read_token(args.auth_token_file) if args.auth_token_file else None
+    check_bind(args.host, token=token, client_ca=args.tls_client_ca, insecure=args.insecure)
+    configure_logging(args.log_level, args.log_format)
     from deepfake_client.faces import make_detector
 
     make_detector(args.detector)  # an unknown name or a missing wheel fails now, not on the first upload
@@ -108,22 +179,39 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(
         client=client,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-        max_concurrency=args.concurrency,
-        max_waiting=args.max_waiting,
+        limits=limits,
         upload_dir=args.upload_dir,
+        token=token,
     )
-    print(
-        f"deepfake-web: http://{args.host}:{args.port}/ -> {args.server} ({client.target.describe()})",
-        file=sys.stderr,
-        flush=True,
+    scheme = "https" if args.tls_cert else "http"
+    logging.getLogger("deepfake_client.web").info(
+        "deepfake-web: %s://%s:%d/ -> %s (%s)%s",
+        scheme,
+        args.host,
+        args.port,
+        args.server,
+        client.target.describe(),
+        "" if token else " without a token",
     )
+    tls = {}
+    if args.tls_cert:
+        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+        if args.tls_client_ca:
+            tls.update(ssl_ca_certs=args.tls_client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
+        http=header_timeout_protocol(limits.idle_timeout_s),
         log_level=args.log_level,
-        access_log=args.log_level == "debug",
+        log_config=None,  # configure_logging's handler (JSON lines) stays
+        access_log=False,  # the gateway's middleware writes one access line per request
+        proxy_headers=args.forwarded_allow_ips is not None,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        # connections beyond this get 503 from uvicorn itself, before any app code runs
+        limit_concurrency=4 * limits.files_at_once + 64,
         timeout_graceful_shutdown=30,
+        **tls,
     )
     return 0
 

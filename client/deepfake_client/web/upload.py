@@ -6,9 +6,13 @@ chunk, the size limit is enforced on the bytes received (``Content-Length`` is o
 refusal), and on any failure (too large, bad multipart, the client hanging up) the partial file is
 removed before the error propagates. The caller removes the file after the scan (``Upload.remove``).
 
-What kind of media a file is comes from its name's suffix, then its declared content type, then
-its first bytes; the temporary file gets the matching suffix, which is how the client tells videos
-from images.
+Whether an upload is accepted, and as what, is decided in one place (:func:`accept_media`): today
+its name's suffix, then its declared content type, then its first bytes; once the client's one
+input gate (``deepfake_client.inputs.detect_kind``) exists, that. The temporary file gets the
+matching suffix, which is how the client tells videos from images.
+
+A full disk is a 507 and an upload folder that cannot be written (read-only, missing rights) a 503,
+each with a plain message (:func:`storage_error`); :func:`check_upload_dir` is the health check.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pathlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from deepfake_client.errors import InvalidInputError
+from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
 from deepfake_client.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 FILE_FIELD = "file"
@@ -40,7 +44,10 @@ CONTENT_TYPE_SUFFIXES = {
     "video/webm": ".webm",
     "video/x-m4v": ".m4v",
     "video/mpeg": ".mpg",
+    "image/gif": ".gif",
 }
+# Decoded frame by frame like a video (OpenCV reads GIFs through FFmpeg), as deepfake-scan does.
+ANIMATION_SUFFIXES = frozenset({".gif"})
 GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
@@ -54,6 +61,57 @@ class UnsupportedMediaError(InvalidInputError):
     """Raised when an upload is neither a supported image nor a supported video type."""
 
     http_status = 415
+
+
+class StorageFullError(DeepfakeError):
+    """Raised when the upload folder's disk (or quota) is full: HTTP 507."""
+
+    http_status = 507
+
+
+class StorageUnavailableError(ServerUnavailableError):
+    """Raised when the upload folder cannot be written (read-only, no rights, not a folder)."""
+
+
+def storage_error(err: OSError) -> DeepfakeError:
+    """The plain error a user sees for an ``OSError`` on the upload folder; the cause stays in the log."""
+    import errno
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(
+            "the gateway has no room for this upload right now; try again later or send a smaller file"
+        )
+    reason = os.strerror(err.errno).lower() if err.errno else type(err).__name__
+    return StorageUnavailableError(f"the gateway cannot store uploads right now ({reason}); try again later")
+
+
+def check_upload_dir(directory: pathlib.Path, *, need_bytes: int = 0) -> str | None:
+    """None if an upload can be written into ``directory`` now, else why not (one line).
+
+    Creates the folder if missing and writes (then removes) a small probe file; ``need_bytes`` is
+    the free space wanted (one upload at the size limit).
+    """
+    import shutil
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, path = _make_temp(directory)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+        free = shutil.disk_usage(directory).free
+    except OSError as err:
+        return f"upload folder {directory}: {err.strerror or err}"
+    if free < need_bytes:
+        return f"upload folder {directory}: {format_mb(free)} free, less than one upload at the limit"
+    return None
+
+
+def format_mb(size_bytes: int) -> str:
+    """A size in MB (2**20 bytes, as ``--max-upload-mb`` counts them): 200 MB, 0.5 MB, 209.7 MB."""
+    return f"{size_bytes / 2**20:.1f}".removesuffix(".0") + " MB"
 
 
 class ClientGoneError(InvalidInputError):
@@ -97,7 +155,21 @@ def sniff_suffix(head: bytes) -> str | None:
         return ".webm" if b"webm" in head else ".mkv"
     if head.startswith(b"\x00\x00\x01\xba"):
         return ".mpg"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ".gif"
     return None
+
+
+def accept_media(path: pathlib.Path, filename: str, content_type: str, head: bytes) -> str:
+    """Whether the received file at ``path`` is accepted; the suffix its temporary file gets.
+
+    The one place that decides (see the module docstring); ``path`` is for the client's input gate.
+
+    Raises:
+        UnsupportedMediaError: not a supported image or video.
+        InvalidInputError: the file is empty.
+    """
+    return media_suffix(filename, content_type, head)
 
 
 def media_suffix(filename: str, content_type: str, head: bytes) -> str:
@@ -110,7 +182,7 @@ def media_suffix(filename: str, content_type: str, head: bytes) -> str:
     if not head:
         raise InvalidInputError(f"{filename or 'the upload'}: the file is empty")
     suffix = pathlib.PurePath(filename).suffix.lower()
-    if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES or suffix in ANIMATION_SUFFIXES:
         return suffix
     declared = content_type.split(";")[0].strip().lower()
     if declared in CONTENT_TYPE_SUFFIXES:
@@ -119,7 +191,7 @@ def media_suffix(filename: str, content_type: str, head: bytes) -> str:
     if sniffed and (not suffix or declared in GENERIC_CONTENT_TYPES):
         return sniffed
     what = ", ".join(x for x in (suffix, declared) if x) or "no type given"
-    known = " ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+    known = " ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES | ANIMATION_SUFFIXES))
     raise UnsupportedMediaError(
         f"{filename or 'the upload'}: not a supported image or video ({what}); supported: {known}"
     )
@@ -153,7 +225,7 @@ async def receive_upload(
     declared_length = headers.get("content-length")
     if declared_length and declared_length.isdigit() and int(declared_length) > max_bytes:
         raise UploadTooLargeError(
-            f"the upload is {int(declared_length) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"
+            f"the upload is {format_mb(int(declared_length))}; the limit is {format_mb(max_bytes)}"
         )
     kind, options = parse_options_header(headers.get("content-type", ""))
     if kind != b"multipart/form-data" or b"boundary" not in options:
@@ -162,7 +234,6 @@ async def receive_upload(
             f"(got {kind.decode('latin-1') or 'no content type'})"
         )
 
-    directory.mkdir(parents=True, exist_ok=True)
     state: dict = {
         "headers": {},
         "header_name": b"",
@@ -235,19 +306,29 @@ async def receive_upload(
     received = 0
     try:
         try:
+            directory.mkdir(parents=True, exist_ok=True)
             async for chunk in stream:
                 received += len(chunk)
                 if received > max_bytes:
-                    raise UploadTooLargeError(f"the upload is over the limit of {max_bytes / 1e6:.1f} MB")
+                    raise UploadTooLargeError(f"the upload is over the limit of {format_mb(max_bytes)}")
                 parser.write(chunk)
             parser.finalize()
         except ClientDisconnect as err:
             raise ClientGoneError("the client disconnected before the upload was complete") from err
         except FormParserError as err:
             raise InvalidInputError(f"malformed multipart body: {err}") from err
+        except OSError as err:  # from mkdir, or the temporary file's open or write (parser callbacks)
+            raise storage_error(err) from err
         if state["path"] is None:
             raise InvalidInputError(f"no file in the upload (send it in a form field named {FILE_FIELD!r})")
-        suffix = media_suffix(state["filename"], state["content_type"], state["head"])
+        os.close(state["fd"])
+        state["fd"] = None
+        suffix = accept_media(state["path"], state["filename"], state["content_type"], state["head"])
+        path = state["path"].with_suffix(suffix)
+        try:
+            os.replace(state["path"], path)
+        except OSError as err:
+            raise storage_error(err) from err
     except BaseException:
         if state["fd"] is not None:
             os.close(state["fd"])
@@ -255,11 +336,6 @@ async def receive_upload(
         if state["path"] is not None:
             state["path"].unlink(missing_ok=True)
         raise
-    finally:
-        if state["fd"] is not None:
-            os.close(state["fd"])
-    path = state["path"].with_suffix(suffix)
-    os.replace(state["path"], path)
     kind_name = "image" if suffix in IMAGE_SUFFIXES else "video"
     return Upload(
         path, state["filename"] or f"upload{suffix}", state["content_type"], state["size"], kind_name
