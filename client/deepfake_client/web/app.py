@@ -259,6 +259,7 @@ def create_app(
             health = {"model": client.target.model}
             checks["model_server"] = f"model server: {err}"
         health["checks"] = checks
+        health["auth"] = "bearer" if token is not None else "none"
         health["uploads_in_flight"] = slots.receiving + slots.queued
         errors = [value for value in checks.values() if value != "ok"]
         if errors:

@@ -1,156 +1,352 @@
-// The upload page: choose or drop a file, POST it to /v1/scan?thumbnails=1, show the verdict.
+// The upload page: choose or drop a file, POST it to /v1/scan?thumbnails=1 (with upload progress),
+// show the verdict per person: a card each, a chart line each, and the boxes on the preview.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const MESSAGES = {
-  400: "This file could not be read as an image or a video.",
-  404: "The model (or the requested version) is not on the model server.",
-  413: "This file is too large for the gateway.",
-  415: "This file type is not supported: upload a video (MP4, MOV, WebM, AVI, MKV) or an image (JPEG, PNG, WebP).",
-  503: "The model server is not available right now. Try again in a moment.",
-  504: "The model server took too long to answer. Try again in a moment.",
+const TOKEN_KEY = "deepfake-web-token";
+const COLOURS = ["#1a56db", "#b3261e", "#1e7b34", "#7a5b00", "#6b21a8", "#0e7490"];
+const HEALTH_EVERY_MS = 10000;
+const FORMATS = "a video (MP4, MOV, WebM, AVI, MKV, GIF) or an image (JPEG, PNG, WebP, BMP, TIFF)";
+
+// What happened and what to do, by HTTP status (and, for 503, by error type).
+const FRIENDLY = {
+  400: ["This file could not be read as an image or a video.", "Check that it opens on your computer, or try another format."],
+  401: ["This gateway needs an access token.", "Enter the token you were given above, then upload again."],
+  404: ["The model is not on the model server.", "Tell the operator of this service."],
+  408: ["The upload was too slow and was stopped.", "Check your connection and try again."],
+  413: ["This file is too large for the gateway.", null],
+  415: ["This file is not a video or an image the detector can read.", `Upload ${FORMATS}.`],
+  429: ["You already have several uploads in progress.", "Wait for one to finish, then try again."],
+  503: ["The model server is not available right now.", "Try again in a minute: uploads resume when it is back."],
+  504: ["The model server took too long to answer.", "Try again in a moment, or with a shorter clip."],
+  507: ["The gateway has no room for this upload right now.", "Try again later, or send a smaller file."],
+  StorageUnavailableError: ["The gateway cannot store uploads right now.", "Try again later; if it goes on, tell the operator."],
+  GatewayBusyError: ["The gateway is busy with other uploads.", "Try again in a few seconds."],
 };
 
-function setStatus(text, isError = false) {
-  const status = $("status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
+const state = { serverUp: false, busy: false, verdict: null, mediaUrl: null };
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+function pct(p) { return p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)} %`; }
+function personName(track) { return `Person ${track + 1}`; }
+function colourOf(index) { return COLOURS[index % COLOURS.length]; }
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+function svgEl(tag, attrs = {}, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function setStatus(text) { $("status").textContent = text; }
+
+function showError(status, body, requestId) {
+  const error = (body && body.error) || {};
+  const [what, todo] = FRIENDLY[error.type] || FRIENDLY[status] ||
+    ["The scan failed.", "Try again; if it keeps failing, tell the operator the request id below."];
+  $("error-what").textContent = what;
+  $("error-todo").textContent = todo || `${(error.message || "").replace(/^./, (c) => c.toUpperCase())}.`;
+  $("error-details").textContent = [
+    `HTTP ${status || "(no answer)"}${error.type ? ` · ${error.type}` : ""}`,
+    error.message || "",
+    requestId ? `request id: ${requestId}` : "",
+  ].filter(Boolean).join("\n");
+  $("error").hidden = false;
+  setStatus("");
+}
+
+function clearError() { $("error").hidden = true; }
+
+function askForToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("token-form").hidden = false;
+  $("token").focus();
+}
+
+function updateUploadState() {
+  const enabled = state.serverUp && !state.busy;
+  $("file").disabled = !enabled;
+  $("drop").classList.toggle("disabled", !enabled);
+  $("drop").setAttribute("aria-disabled", String(!enabled));
+  $("drop-title").textContent = state.serverUp
+    ? (state.busy ? "Scanning…" : "Drop a video or an image here")
+    : "Uploads are paused while the model server is down";
 }
 
 async function checkHealth() {
+  let up = false, body = null;
   try {
-    const reply = await fetch("/healthz");
-    const body = await reply.json();
-    $("health").textContent = reply.ok
-      ? `Model server up · ${body.model} · stable version ${body.stable_version ?? "none"}`
-      : `The model server is down: ${body.error || reply.statusText}`;
+    const reply = await fetch("/healthz", { cache: "no-store" });
+    body = await reply.json();
+    up = reply.ok;
+    if (up) {
+      $("health").textContent = `Model server up · ${body.model} · stable version ${body.stable_version ?? "none"}`;
+    } else {
+      const folder = body.checks && body.checks.upload_folder !== "ok";
+      $("health").textContent = folder
+        ? "The gateway cannot store uploads right now. Uploads are paused; we check again every few seconds."
+        : "The model server is down. Uploads are paused until it is back; we check again every few seconds.";
+    }
+    $("health-error").textContent = up ? "" : body.error || reply.statusText;
   } catch (err) {
-    $("health").textContent = "The gateway does not answer.";
+    $("health").textContent = "The gateway does not answer. Check your connection; we try again every few seconds.";
+    $("health-error").textContent = String(err);
   }
+  if (body && body.auth === "bearer" && !token()) $("token-form").hidden = false;
+  $("health").classList.toggle("down", !up);
+  $("health-details").hidden = up;
+  state.serverUp = up;
+  updateUploadState();
+}
+
+function send(file) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", "/v1/scan?thumbnails=1");
+    const t = token();
+    if (t) xhr.setRequestHeader("Authorization", `Bearer ${t}`);
+    xhr.upload.addEventListener("progress", (e) => {
+      if (!e.lengthComputable) return;
+      const done = Math.round((100 * e.loaded) / e.total);
+      $("progress").value = done;
+      $("progress-text").textContent = `${done} %`;
+    });
+    xhr.upload.addEventListener("load", () => {
+      $("progress").value = 100;
+      $("progress-text").textContent = "100 %";
+      setStatus(`Uploaded; scanning ${file.name}…`);
+    });
+    const finish = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (err) { /* not JSON */ }
+      resolve({ status: xhr.status, body, requestId: xhr.getResponseHeader("x-request-id") });
+    };
+    xhr.addEventListener("load", finish);
+    xhr.addEventListener("error", finish);
+    xhr.addEventListener("abort", finish);
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
 }
 
 async function upload(file) {
+  if (!state.serverUp || state.busy) return;
+  clearError();
   $("result").hidden = true;
-  setStatus(`Uploading and scanning ${file.name}…`);
+  state.busy = true;
+  updateUploadState();
+  $("progress").value = 0;
+  $("progress-text").textContent = "0 %";
+  $("progress-row").hidden = false;
+  setStatus(`Uploading ${file.name}…`);
   $("upload-form").setAttribute("aria-busy", "true");
-  const form = new FormData();
-  form.append("file", file, file.name);
-  let reply;
-  try {
-    reply = await fetch("/v1/scan?thumbnails=1", { method: "POST", body: form });
-  } catch (err) {
-    setStatus("The upload failed: the gateway could not be reached.", true);
-    return;
-  } finally {
-    $("upload-form").removeAttribute("aria-busy");
-  }
-  let body = null;
-  try { body = await reply.json(); } catch (err) { /* not JSON */ }
-  if (!reply.ok) {
-    const detail = body && body.error ? body.error.message : reply.statusText;
-    setStatus(`${MESSAGES[reply.status] || "The scan failed."} (${reply.status}: ${detail})`, true);
+  const reply = await send(file);
+  $("upload-form").removeAttribute("aria-busy");
+  $("progress-row").hidden = true;
+  state.busy = false;
+  updateUploadState();
+  if (reply.status !== 200) {
+    if (reply.status === 401) askForToken();
+    if (reply.status === 503 || reply.status === 0) checkHealth();
+    showError(reply.status, reply.body, reply.requestId);
     return;
   }
   setStatus("");
-  showVerdict(body);
+  showVerdict(reply.body, file);
 }
 
-function pct(p) { return p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)} %`; }
-
-function showVerdict(v) {
-  const box = $("verdict");
-  box.className = `verdict ${v.label}`;
+function showVerdict(v, file) {
+  state.verdict = v;
+  $("verdict").className = `verdict ${v.label}`;
   $("verdict-label").textContent = v.label === "NO_FACE"
     ? "No face found"
     : v.label === "FAKE" ? "Likely a deepfake (FAKE)" : "Likely real (REAL)";
   $("probability").textContent = pct(v.score);
   $("threshold").textContent = pct(v.threshold);
+  $("people-count").textContent = String(v.tracks.length);
   $("model").textContent = `${v.model_name} v${v.model_version ?? "?"}`;
   $("face-count").textContent = `${v.face_count} in ${v.frames} frame${v.frames === 1 ? "" : "s"}`;
   $("timing").textContent = `${(v.timings_s.total || 0).toFixed(2)} s`;
   $("file-name").textContent = v.label === "NO_FACE"
     ? `${v.source}: no face was found, so there is no verdict on it.`
     : v.source;
-  showFaces(v);
+  showPeople(v);
   showPlot(v);
+  showPreview(v, file);
   $("result").hidden = false;
   $("verdict-label").setAttribute("tabindex", "-1");
   $("verdict-label").focus();
 }
 
-function showFaces(v) {
-  const list = $("faces");
+function facesOf(v, track) { return v.faces.filter((f) => f.track === track); }
+
+function showPeople(v) {
+  const list = $("people");
   list.replaceChildren();
-  for (const face of v.faces) {
-    const item = document.createElement("li");
-    const label = face.fake_probability >= v.threshold ? "FAKE" : "REAL";
-    const when = v.kind === "video" ? `${face.timestamp_s.toFixed(2)} s` : `face ${face.track + 1}`;
-    if (face.thumbnail) {
-      const img = document.createElement("img");
-      img.src = face.thumbnail;
-      img.alt = `face at ${when}, fake probability ${pct(face.fake_probability)}`;
-      item.append(img);
+  v.tracks.forEach((t, index) => {
+    const members = facesOf(v, t.track);
+    const card = el("li", { class: `person ${t.label}`, "data-track": t.track });
+    card.style.setProperty("--person", colourOf(index));
+    if (t.thumbnail) {
+      card.append(el("img", { src: t.thumbnail, alt: `${personName(t.track)}: the clearest face found` }));
     }
-    const caption = document.createElement("span");
-    caption.className = label;
-    caption.textContent = `${pct(face.fake_probability)} · ${when}`;
-    item.append(caption);
-    list.append(item);
-  }
-  $("faces-heading").hidden = v.faces.length === 0;
+    const text = el("div", { class: "person-text" });
+    text.append(el("h4", {}, personName(t.track)));
+    text.append(el("p", { class: `label ${t.label}` }, `${t.label} · ${pct(t.score)}`));
+    const frames = members.map((f) => f.frame_index);
+    const where = v.kind === "video"
+      ? `frames ${t.first_frame}–${t.last_frame} (${members.length} sampled: ${frames.join(", ")}), ` +
+        `${members[0].timestamp_s.toFixed(2)}–${members[members.length - 1].timestamp_s.toFixed(2)} s`
+      : `face ${t.track + 1} of ${v.tracks.length}`;
+    text.append(el("p", { class: "muted frames" }, where));
+    if (t.minor) text.append(el("p", { class: "muted" }, "Seen briefly: does not decide the verdict."));
+    card.append(text);
+    list.append(card);
+  });
+  $("people-heading").hidden = v.tracks.length === 0;
 }
 
 function showPlot(v) {
   const figure = $("plot-figure");
-  const faces = v.faces.filter((f) => f.timestamp_s !== undefined);
-  if (v.kind !== "video" || faces.length === 0) { figure.hidden = true; return; }
+  if (v.kind !== "video" || v.faces.length === 0) { figure.hidden = true; return; }
   const W = 600, H = 200, L = 40, R = 10, T = 10, B = 30;
-  const tMax = Math.max(...faces.map((f) => f.timestamp_s), 0.001);
+  const tMax = Math.max(...v.faces.map((f) => f.timestamp_s), 0.001);
   const x = (t) => L + (W - L - R) * (t / tMax);
   const y = (p) => T + (H - T - B) * (1 - p);
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `fake probability of ${faces.length} faces over ${tMax.toFixed(1)} s`);
-  const add = (tag, attrs, text) => {
-    const el = document.createElementNS(ns, tag);
-    for (const [k, val] of Object.entries(attrs)) el.setAttribute(k, val);
-    if (text !== undefined) el.textContent = text;
-    svg.append(el);
-    return el;
-  };
-  add("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fafbfc", stroke: "#ccd" });
-  for (const p of [0, 0.5, 1]) add("text", { x: L - 6, y: y(p) + 4, "text-anchor": "end", "font-size": 11 }, p.toFixed(1));
-  add("text", { x: L, y: H - 8, "font-size": 11 }, "0 s");
-  add("text", { x: W - R, y: H - 8, "font-size": 11, "text-anchor": "end" }, `${tMax.toFixed(1)} s`);
-  add("line", { x1: L, x2: W - R, y1: y(v.threshold), y2: y(v.threshold), stroke: "#888", "stroke-dasharray": "5 4" });
-  const tracks = new Map();
-  for (const f of faces) { if (!tracks.has(f.track)) tracks.set(f.track, []); tracks.get(f.track).push(f); }
-  const colours = ["#1a56db", "#b3261e", "#1e7b34", "#7a5b00", "#6b21a8"];
-  let i = 0;
-  for (const [, members] of tracks) {
-    const colour = colours[i++ % colours.length];
-    members.sort((a, b) => a.timestamp_s - b.timestamp_s);
-    add("polyline", { points: members.map((f) => `${x(f.timestamp_s)},${y(f.fake_probability)}`).join(" "),
-                      fill: "none", stroke: colour, "stroke-width": 2 });
-    for (const f of members) add("circle", { cx: x(f.timestamp_s), cy: y(f.fake_probability), r: 3, fill: colour });
-  }
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": `fake probability of ${v.tracks.length} people over ${tMax.toFixed(1)} s` });
+  svg.append(svgEl("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fafbfc", stroke: "#ccd" }));
+  for (const p of [0, 0.5, 1]) svg.append(svgEl("text", { x: L - 6, y: y(p) + 4, "text-anchor": "end", "font-size": 11 }, p.toFixed(1)));
+  svg.append(svgEl("text", { x: L, y: H - 8, "font-size": 11 }, "0 s"));
+  svg.append(svgEl("text", { x: W - R, y: H - 8, "font-size": 11, "text-anchor": "end" }, `${tMax.toFixed(1)} s`));
+  svg.append(svgEl("line", { x1: L, x2: W - R, y1: y(v.threshold), y2: y(v.threshold), stroke: "#888", "stroke-dasharray": "5 4" }));
+  const legend = $("legend");
+  legend.replaceChildren();
+  v.tracks.forEach((t, index) => {
+    const colour = colourOf(index);
+    const members = facesOf(v, t.track).sort((a, b) => a.timestamp_s - b.timestamp_s);
+    svg.append(svgEl("polyline", { class: "person-line", "data-track": t.track, fill: "none", stroke: colour, "stroke-width": 2,
+      points: members.map((f) => `${x(f.timestamp_s)},${y(f.fake_probability)}`).join(" ") }));
+    for (const f of members) {
+      const dot = svgEl("circle", { cx: x(f.timestamp_s), cy: y(f.fake_probability), r: 4, fill: colour, tabindex: 0 });
+      dot.append(svgEl("title", {}, `${personName(t.track)} at ${f.timestamp_s.toFixed(2)} s: ${pct(f.fake_probability)}`));
+      dot.addEventListener("click", () => seek(f.timestamp_s));
+      svg.append(dot);
+    }
+    const item = el("li", { "data-track": t.track });
+    item.append(el("span", { class: "swatch", style: `background:${colour}` }));
+    item.append(document.createTextNode(`${personName(t.track)} · ${t.label} ${pct(t.score)}`));
+    legend.append(item);
+  });
   $("plot").replaceChildren(svg);
   figure.hidden = false;
+}
+
+function seek(seconds) {
+  const video = $("preview-video");
+  if (!video.hidden) { video.pause(); video.currentTime = seconds; }
+}
+
+// The faces at the sampled frame nearest the video's current time (none between samples).
+function facesAt(v, time) {
+  const times = [...new Set(v.faces.map((f) => f.timestamp_s))].sort((a, b) => a - b);
+  if (!times.length) return [];
+  const gap = times.length > 1 ? (times[times.length - 1] - times[0]) / (times.length - 1) : 1;
+  let best = times[0];
+  for (const t of times) if (Math.abs(t - time) < Math.abs(best - time)) best = t;
+  if (Math.abs(best - time) > gap / 2 + 0.05) return [];
+  return v.faces.filter((f) => f.timestamp_s === best);
+}
+
+function drawBoxes(width, height, faces) {
+  const svg = $("boxes");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.replaceChildren();
+  const v = state.verdict;
+  const index = new Map(v.tracks.map((t, i) => [t.track, i]));
+  const stroke = Math.max(2, width / 200);
+  for (const f of faces) {
+    if (!f.box) continue;
+    const [bx, by, bw, bh] = f.box;
+    const colour = colourOf(index.get(f.track) ?? 0);
+    svg.append(svgEl("rect", { class: "box", "data-track": f.track, x: bx, y: by, width: bw, height: bh,
+      fill: "none", stroke: colour, "stroke-width": stroke }));
+    const size = Math.max(12, width / 40);
+    svg.append(svgEl("text", { x: bx, y: Math.max(size, by - stroke), fill: colour, "font-size": size,
+      "font-weight": 700, stroke: "#fff", "stroke-width": size / 8, "paint-order": "stroke" },
+      `${personName(f.track)} ${pct(f.fake_probability)}`));
+  }
+}
+
+function showPreview(v, file) {
+  const figure = $("preview-figure"), video = $("preview-video"), image = $("preview-image");
+  if (state.mediaUrl) URL.revokeObjectURL(state.mediaUrl);
+  state.mediaUrl = file ? URL.createObjectURL(file) : null;
+  $("boxes").replaceChildren();
+  video.hidden = image.hidden = true;
+  $("preview-note").textContent = "";
+  if (!state.mediaUrl || v.faces.length === 0) { figure.hidden = true; return; }
+  figure.hidden = false;
+  if (v.kind === "image") {
+    $("preview-caption").textContent = "The faces found, one colour per person";
+    image.onload = () => drawBoxes(image.naturalWidth, image.naturalHeight, v.faces);
+    image.hidden = false;
+    image.src = state.mediaUrl;
+    return;
+  }
+  $("preview-caption").textContent = "The faces at the sampled times (boxes show when the video is at a sampled frame; click a point of the chart to jump there)";
+  const redraw = () => drawBoxes(video.videoWidth, video.videoHeight, facesAt(v, video.currentTime));
+  video.onloadedmetadata = redraw;
+  video.onseeked = redraw;
+  video.ontimeupdate = redraw;
+  video.onerror = () => {
+    video.hidden = true;
+    $("preview-note").textContent = "This browser cannot play this video, so there is no preview; the verdict above is complete.";
+  };
+  video.hidden = false;
+  video.src = state.mediaUrl;
+}
+
+function download() {
+  const v = state.verdict;
+  if (!v) return;
+  const blob = new Blob([JSON.stringify(v, null, 2)], { type: "application/json" });
+  const link = el("a", { href: URL.createObjectURL(blob), download: `${v.source.replace(/\.[^.]*$/, "")}.verdict.json` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 function setup() {
   const input = $("file"), drop = $("drop");
   input.addEventListener("change", () => { if (input.files.length) upload(input.files[0]); input.value = ""; });
   for (const name of ["dragenter", "dragover"]) {
-    drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.add("dragging"); });
+    drop.addEventListener(name, (e) => { e.preventDefault(); if (state.serverUp) drop.classList.add("dragging"); });
   }
   for (const name of ["dragleave", "drop"]) {
     drop.addEventListener(name, (e) => { e.preventDefault(); drop.classList.remove("dragging"); });
   }
   drop.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]); });
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = $("token").value.trim();
+    if (!value) return;
+    sessionStorage.setItem(TOKEN_KEY, value);
+    $("token").value = "";
+    $("token-form").hidden = true;
+    clearError();
+    setStatus("Token saved for this tab. Upload a file.");
+  });
+  $("download").addEventListener("click", download);
   checkHealth();
+  setInterval(checkHealth, HEALTH_EVERY_MS);
 }
 
 document.addEventListener("DOMContentLoaded", setup);
