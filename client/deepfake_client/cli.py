@@ -68,7 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
-    parser.add_argument("--retries", type=int, default=3, help="retries on an unavailable server")
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="ride out an unreachable server (a restart) this long before a file fails (default 30; 0: no "
+        "waiting)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="also cap the retries of one call (default: --retry-for decides)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="files prepared ahead while one is scored")
     parser.add_argument("--tls-ca", type=pathlib.Path, help="PEM file of root certificates for TLS")
     parser.add_argument(
@@ -163,6 +176,7 @@ def _scan(args: argparse.Namespace) -> int:
         label=None if args.latest else args.label,
         canary_share=args.canary_share,
         timeout_s=args.timeout,
+        retry_for_s=args.retry_for,
         retries=args.retries,
         batch_size=args.batch_size,
         encoding=args.encoding,

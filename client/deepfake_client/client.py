@@ -32,11 +32,12 @@ from deepfake_client.faces import Face, FaceDetector, extract_faces, faces_in_fr
 from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
     DEFAULT_RESOLVE_TTL_S,
+    DEFAULT_RETRY_FOR_S,
     DEFAULT_TIMEOUT_S,
     UNKNOWN_LABEL_TEXT,
+    RetryPolicy,
     Target,
     Transport,
-    call_with_retries,
     make_transport,
 )
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
@@ -95,8 +96,13 @@ class DetectorClient:
             ``stable`` scores with the latest version and logs one warning, unless that version is
             the ``canary`` (a canary only answers clients that asked for it): then it refuses.
         canary_share: the fraction of scans sent to the ``canary`` label instead.
-        timeout_s: the deadline of each call.
-        retries: retries of a call on UNAVAILABLE / 503 / connection reset, with backoff and jitter.
+        timeout_s: the deadline of each call (once the server is reachable).
+        retry_for_s: how long an unreachable server (a restart) is ridden out: calls that fail
+            with UNAVAILABLE / 503 / a connection reset are retried with backoff and jitter until
+            the outage has lasted this long; over gRPC they wait for the channel to connect
+            (``wait_for_ready``), over REST the server is polled. 0: no waiting (see
+            ``transport.RetryPolicy``).
+        retries: also cap the retries of one call at this number (None: the budget decides).
         batch_size: faces per predict request.
         encoding: ``uint8`` (pixels, ``serving_default``) or ``jpeg`` (the ``encoded`` signature).
         detector: the face detector's name (see ``faces.make_detector``) or an instance factory.
@@ -119,7 +125,8 @@ class DetectorClient:
         label: str | None = contract.STABLE_LABEL,
         canary_share: float = 0.0,
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        retries: int = 3,
+        retry_for_s: float = DEFAULT_RETRY_FOR_S,
+        retries: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         encoding: str = "uint8",
         detector: str | Callable[[], FaceDetector] = DEFAULT_DETECTOR,
@@ -147,7 +154,8 @@ class DetectorClient:
         )
         self.canary_share = canary_share
         self.timeout_s = timeout_s
-        self.retries = retries
+        self._rng = random.Random(seed)
+        self.retry = RetryPolicy(retry_for_s, retries=retries, rng=self._rng)
         self.batch_size = batch_size
         self.encoding = encoding
         self.frames = frames
@@ -157,7 +165,6 @@ class DetectorClient:
         self._detector_factory = (lambda: make_detector(detector)) if isinstance(detector, str) else detector
         self._local = threading.local()
         self._shared_detector: FaceDetector | None = None
-        self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._versions: dict[int, VersionInfo] = {}
         self._resolved: dict[Target, tuple[int, float]] = {}
@@ -166,8 +173,9 @@ class DetectorClient:
 
     # -- model versions -------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], object]) -> object:
-        return call_with_retries(fn, retries=self.retries, rng=self._rng)
+    def _call(self, fn: Callable[[float], object]) -> object:
+        """``fn(wait_s=...)`` under the retry budget (``wait_s``: how long it may wait for the server)."""
+        return self.retry.call(fn)
 
     def info(self, target: Target | None = None, *, fresh: bool = False) -> VersionInfo:
         """The input size, crop margin and threshold of the version ``target`` stands for now."""
@@ -179,7 +187,9 @@ class DetectorClient:
                 version = cached[0]
         if version is not None and version in self._versions:
             return self._versions[version]
-        meta = self._call(lambda: self.transport.metadata(target, timeout_s=self.timeout_s))
+        meta = self._call(
+            lambda wait_s: self.transport.metadata(target, timeout_s=self.timeout_s, wait_s=wait_s)
+        )
         version = meta.version  # type: ignore[attr-defined]
         with self._lock:
             if target.version is None:
@@ -202,11 +212,12 @@ class DetectorClient:
         margin, threshold = contract.DEFAULT_CROP_MARGIN, contract.DEFAULT_THRESHOLD
         if contract.INFO_SIGNATURE in signatures:
             result = self._call(
-                lambda: self.transport.predict(
+                lambda wait_s: self.transport.predict(
                     pinned,
                     contract.INFO_SIGNATURE,
                     {contract.INFO_INPUT: np.zeros(1, np.int32)},
                     timeout_s=self.timeout_s,
+                    wait_s=wait_s,
                 )
             )
             out = result.outputs  # type: ignore[attr-defined]

@@ -65,6 +65,7 @@ def start_devserver(
     labels_at_startup: bool = True,
     timeout_s: float = 120.0,
     repository: pathlib.Path | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> DevServerProcess:
     """Start ``python -m serving.devserver`` and wait until ``model`` has an AVAILABLE version.
 
@@ -78,12 +79,13 @@ def start_devserver(
             docker-compose.yml does.
         timeout_s: how long to wait for an AVAILABLE version.
         repository: recorded on the result, for the caller's convenience.
+        ports: the gRPC and REST ports (default: free ones), e.g. to restart a server where it was.
 
     Raises:
         ServerUnavailableError: the process exited or no version became AVAILABLE in time.
     """
     log_path = pathlib.Path(log_path)
-    grpc_port, rest_port = free_port(), free_port()
+    grpc_port, rest_port = ports or (free_port(), free_port())
     command = [
         sys.executable,
         "-m",

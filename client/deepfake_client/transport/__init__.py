@@ -8,6 +8,7 @@ from __future__ import annotations
 from deepfake_client.transport.base import (
     ModelMetadata,
     PredictResult,
+    RetryPolicy,
     Signature,
     Target,
     TensorSpec,
@@ -19,6 +20,7 @@ from deepfake_client.transport.base import (
 __all__ = [
     "ModelMetadata",
     "PredictResult",
+    "RetryPolicy",
     "Signature",
     "Target",
     "TensorSpec",

@@ -8,6 +8,7 @@ the scan pipeline live in :mod:`deepfake_client.client`.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from deepfake_client.errors import (
 )
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRY_FOR_S = 30.0  # how long a client rides out an unreachable server (a restart)
 DEFAULT_RESOLVE_TTL_S = 30.0  # how long a label's (or "latest"'s) version number is trusted
 UNKNOWN_LABEL_TEXT = "Unrecognized servable version label"
 
@@ -102,15 +104,24 @@ class Transport(ABC):
         *,
         output_filter: Sequence[str] = (),
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        wait_s: float = 0.0,
     ) -> PredictResult:
-        """Run ``signature`` of the target on ``inputs`` (numpy arrays, or byte strings)."""
+        """Run ``signature`` of the target on ``inputs`` (numpy arrays, or byte strings).
+
+        ``wait_s``: how long the call may wait for an unreachable server to come up, on top of
+        ``timeout_s`` (gRPC's wait-for-ready; REST does not wait, its caller polls).
+        """
 
     @abstractmethod
-    def metadata(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelMetadata:
+    def metadata(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> ModelMetadata:
         """The signatures of the target's version, and which version that is."""
 
     @abstractmethod
-    def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
+    def status(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> dict[int, str]:
         """Each version's state (``AVAILABLE``, ``LOADING``, ...); labels are ignored, as in TF Serving."""
 
     def close(self) -> None:  # noqa: B027 - optional
@@ -158,6 +169,97 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, ServerUnavailableError) and not isinstance(error, DeadlineExceededError)
 
 
+class RetryPolicy:
+    """Retries of transient failures within a budget in seconds, shared by the calls of one client.
+
+    A failure that is worth another try (:func:`is_retryable`: unavailable, overloaded, connection
+    reset) opens an *outage*; calls keep being retried until the outage has lasted ``retry_for_s``
+    (then the error is raised), and the first success closes it. The clock is shared: a folder scan
+    that outlived the budget on one file does not wait again on each of the next ones (each still
+    gets one try, so a server that came back is noticed at once).
+
+    Each try is told how long it may wait for the server (``wait_s``, what is left of the budget
+    during an outage, 0 otherwise): the gRPC transport then calls with ``wait_for_ready=True``, so
+    the call waits for the channel to connect and goes out the moment the server listens; REST
+    has no such thing and polls. Between tries: exponential backoff with full jitter (a uniform
+    random time in ``[0, min(max_backoff_s, backoff_s * 2**k)]`` before try ``k``), never past
+    the budget.
+
+    Args:
+        retry_for_s: how long an outage is ridden out (0: no retries by time).
+        retries: at most this many retries of one call (None: as many as the budget allows).
+        backoff_s: the first backoff's upper bound.
+        max_backoff_s: the longest wait between two tries (the REST polling period's bound).
+        rng: the jitter's random source.
+        sleep: waits between tries (tests pass a recorder).
+        clock: monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        retry_for_s: float = DEFAULT_RETRY_FOR_S,
+        *,
+        retries: int | None = None,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 1.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if retry_for_s < 0 or (retries is not None and retries < 0):
+            raise InvalidInputError("the retry budget and the number of retries cannot be negative")
+        self.retry_for_s = retry_for_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._outage_since: float | None = None
+
+    def remaining_s(self) -> float:
+        """What is left of the budget in the current outage (the whole budget outside one)."""
+        with self._lock:
+            since = self._outage_since
+        if since is None:
+            return self.retry_for_s
+        return max(0.0, self.retry_for_s - (self._clock() - since))
+
+    def call(self, call: Callable[[float], T]) -> T:
+        """``call(wait_s=...)`` until it succeeds, fails for good, or the outage outlasts the budget."""
+        attempt = 0
+        while True:
+            with self._lock:
+                outage = self._outage_since is not None
+            wait_s = self.remaining_s() if outage else 0.0
+            try:
+                result = call(wait_s=wait_s)
+            except DeepfakeError as err:
+                if not is_retryable(err):
+                    raise
+                now = self._clock()
+                with self._lock:
+                    if self._outage_since is None:
+                        self._outage_since = now
+                    left = self.retry_for_s - (now - self._outage_since)
+                timed = self.retry_for_s > 0
+                if (
+                    (self.retries is not None and attempt >= self.retries)
+                    or (timed and left <= 0)
+                    or (not timed and self.retries is None)
+                ):
+                    raise
+                attempt += 1
+                pause = self._rng.uniform(0.0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
+                self._sleep(min(pause, left) if timed else pause)
+            else:
+                if outage:
+                    with self._lock:
+                        self._outage_since = None
+                return result
+
+
 def call_with_retries(
     call: Callable[[], T],
     *,
@@ -167,21 +269,16 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> T:
-    """Call ``call``; on a retryable error try again up to ``retries`` times.
+    """Call ``call``; on a retryable error try again up to ``retries`` times (no time budget).
 
     Waits with exponential backoff and full jitter: before try ``k`` (1-based), a uniform random
-    time in ``[0, min(max_backoff_s, backoff_s * 2**k)]``.
+    time in ``[0, min(max_backoff_s, backoff_s * 2**k)]``. :class:`RetryPolicy` does the same
+    within a budget in seconds.
     """
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except DeepfakeError as err:
-            if attempt >= retries or not is_retryable(err):
-                raise
-            attempt += 1
-            sleep(rng.uniform(0.0, min(max_backoff_s, backoff_s * 2**attempt)))
+    policy = RetryPolicy(
+        0.0, retries=retries, backoff_s=backoff_s, max_backoff_s=max_backoff_s, rng=rng, sleep=sleep
+    )
+    return policy.call(lambda wait_s: call())
 
 
 def split_url(url: str) -> tuple[str, str, int]:

@@ -105,6 +105,10 @@ class GrpcTransport(Transport):
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 30_000),
+            # a restarted server is noticed within a second by calls waiting for it (wait_s)
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         address = f"{host}:{port}"
         if scheme == "grpcs":
@@ -134,16 +138,28 @@ class GrpcTransport(Transport):
             response_deserializer=tfs_pb2.ReloadConfigResponse.FromString,
         )
 
-    def _call(self, stub, request, timeout_s: float):  # type: ignore[no-untyped-def]
+    def _call(self, stub, request, timeout_s: float, wait_s: float = 0.0):  # type: ignore[no-untyped-def]
+        """One call; with ``wait_s`` it also waits that long for the channel to connect (wait-for-ready)."""
         import grpc
 
+        waiting = wait_s > 0
         try:
-            return stub(request, timeout=timeout_s, metadata=self._metadata)
+            return stub(
+                request,
+                timeout=timeout_s + wait_s,
+                metadata=self._metadata,
+                wait_for_ready=True if waiting else None,
+            )
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
             details = (err.details() if hasattr(err, "details") else None) or str(err)
             name = code.name if code is not None else "UNKNOWN"
             if name == "DEADLINE_EXCEEDED":
+                if waiting:  # the budget is spent: the server never came up, or never answered
+                    raise ServerUnavailableError(
+                        f"{self.url}: server unavailable: no answer within {timeout_s + wait_s:g} s "
+                        "(waiting for it to be ready)"
+                    ) from err
                 raise DeadlineExceededError(f"{self.url}: no answer within {timeout_s:g} s") from err
             if name == "UNAVAILABLE":
                 raise ServerUnavailableError(f"{self.url}: server unavailable: {details}") from err
@@ -157,22 +173,27 @@ class GrpcTransport(Transport):
         *,
         output_filter: Sequence[str] = (),
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        wait_s: float = 0.0,
     ) -> PredictResult:
         request = make_predict_request(target, signature, inputs, output_filter)
-        response = self._call(self._predict, request, timeout_s)
+        response = self._call(self._predict, request, timeout_s, wait_s)
         outputs = {name: make_ndarray(tensor) for name, tensor in response.outputs.items()}
         version = response.model_spec.version.value if response.model_spec.HasField("version") else None
         return PredictResult(outputs, version)
 
-    def metadata(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelMetadata:
+    def metadata(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> ModelMetadata:
         request = tfs_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         fill_model_spec(request.model_spec, target)
-        return parse_metadata(self._call(self._get_metadata, request, timeout_s))
+        return parse_metadata(self._call(self._get_metadata, request, timeout_s, wait_s))
 
-    def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
+    def status(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> dict[int, str]:
         request = tfs_pb2.GetModelStatusRequest()
         fill_model_spec(request.model_spec, Target(target.model, version=target.version))  # no label
-        response = self._call(self._get_status, request, timeout_s)
+        response = self._call(self._get_status, request, timeout_s, wait_s)
         return {s.version: _STATES.get(s.state, str(s.state)) for s in response.model_version_status}
 
     def reload_config(

@@ -206,6 +206,7 @@ class RestTransport(Transport):
         *,
         output_filter: Sequence[str] = (),
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        wait_s: float = 0.0,  # REST cannot wait for a server: the caller polls (RetryPolicy)
     ) -> PredictResult:
         body = encode_inputs(signature, inputs)
         version = self.resolve(target, timeout_s=timeout_s)
@@ -221,13 +222,17 @@ class RestTransport(Transport):
             outputs = {k: v for k, v in outputs.items() if k in output_filter}
         return PredictResult(outputs, version)
 
-    def metadata(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelMetadata:
+    def metadata(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> ModelMetadata:
         meta = parse_metadata(self.request("GET", model_path(target) + "/metadata", None, timeout_s))
         if target.version is None:  # every answer about a label (or "latest") also resolves it
             self._resolved[target] = (meta.version, time.monotonic())
         return meta
 
-    def status(self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, str]:
+    def status(
+        self, target: Target, *, timeout_s: float = DEFAULT_TIMEOUT_S, wait_s: float = 0.0
+    ) -> dict[int, str]:
         path = model_path(Target(target.model, version=target.version))  # labels are ignored
         answer = self.request("GET", path, None, timeout_s)
         try:
