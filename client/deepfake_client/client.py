@@ -29,6 +29,7 @@ from deepfake_client import contract
 from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.faces import Face, FaceDetector, extract_faces, faces_in_frames, make_detector
+from deepfake_client.inputs import detect_kind
 from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
     DEFAULT_RESOLVE_TTL_S,
@@ -43,8 +44,6 @@ from deepfake_client.transport.base import (
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
 from deepfake_client.video import (
     DEFAULT_FRAMES,
-    is_image,
-    is_video,
     load_image,
     prefetch_frames,
     sample_frames,
@@ -82,6 +81,12 @@ class Prepared:
     frames: int
     timings_s: dict[str, float] = field(default_factory=dict)
     redo: Callable[[VersionInfo], Prepared] | None = None  # crop again for another version
+
+
+def _require_kind(path: str | pathlib.Path, kind: str) -> None:
+    found = detect_kind(path)
+    if found != kind:
+        raise InvalidInputError(f"{path}: the content is {found}, not {kind} (scan() takes either)")
 
 
 class DetectorClient:
@@ -296,11 +301,10 @@ class DetectorClient:
 
     def prepare(self, source: str | pathlib.Path) -> Prepared:
         """Decode, detect and crop a video or image file for the version the target stands for now."""
+        kind = detect_kind(source)  # the one input gate: from content, never the suffix
         target, info = self._choose_target()
-        if is_image(source):
+        if kind == "image":
             return self._prepare_image(str(source), None, target, info)
-        if not is_video(source) and not pathlib.Path(source).exists():
-            raise NotFoundError(f"{source}: no such file")
         return self._prepare_video(str(source), target, info)
 
     def _prepare_video(self, path: str, target: Target, info: VersionInfo) -> Prepared:
@@ -458,11 +462,12 @@ class DetectorClient:
     # -- the public scans -----------------------------------------------------------------------
 
     def scan(self, source: str | pathlib.Path) -> Verdict:
-        """Scan a video or image file (told apart by its suffix)."""
+        """Scan a video or image file (told apart by its content, see ``inputs.detect_kind``)."""
         return self.score(self.prepare(source))
 
     def scan_video(self, path: str | pathlib.Path) -> Verdict:
         """Sample frames of a video, find and crop every face, score them: one verdict, per track too."""
+        _require_kind(path, "video")
         target, info = self._choose_target()
         return self.score(self._prepare_video(str(path), target, info))
 
@@ -471,6 +476,7 @@ class DetectorClient:
         target, info = self._choose_target()
         if isinstance(image, np.ndarray):
             return self.score(self._prepare_image(name, image, target, info))
+        _require_kind(image, "image")
         return self.score(self._prepare_image(str(image), None, target, info))
 
     def scan_crops(self, crops: np.ndarray | Sequence[np.ndarray], *, name: str = "<crops>") -> Verdict:
