@@ -126,7 +126,7 @@ def expand_paths(args: Sequence[str]) -> Iterator[pathlib.Path | DeepfakeError]:
             yield NotFoundError(f"{arg}: no such file or folder")
 
 
-def _headers(values: Sequence[str]) -> dict[str, str]:
+def parse_headers(values: Sequence[str]) -> dict[str, str]:
     headers = {}
     for value in values:
         name, sep, text = value.partition(":")
@@ -136,7 +136,7 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     return headers
 
 
-def _read_certificates(path: pathlib.Path) -> bytes:
+def read_certificates(path: pathlib.Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError as err:
@@ -168,7 +168,7 @@ def _scan(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
-    root_certificates = _read_certificates(args.tls_ca) if args.tls_ca else None
+    root_certificates = read_certificates(args.tls_ca) if args.tls_ca else None
     client = DetectorClient(
         args.server,
         model=args.model or MODEL_NAME,
@@ -186,7 +186,7 @@ def _scan(args: argparse.Namespace) -> int:
         aggregation=args.aggregation,
         threshold=args.threshold,
         root_certificates=root_certificates,
-        headers=_headers(args.header),
+        headers=parse_headers(args.header),
     )
     worst = 0
     verdicts: list[Verdict] = []
