@@ -1,13 +1,20 @@
-"""Gateway fixtures: ``deepfake-web`` started as a real subprocess (uvicorn) on a free port."""
+"""Gateway fixtures: ``deepfake-web`` started as a real subprocess (uvicorn) on a free port, an
+in-process gateway (a real uvicorn server on a thread, for fault injection), a two-person clip,
+and stalled uploads sent from their own loopback addresses (127.0.0.x, so per-client caps apply
+to each as to a different machine)."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -125,3 +132,66 @@ def dead_gateway(tmp_path_factory: pytest.TempPathFactory):
     )
     yield process
     stop_gateway(process)
+
+
+def stall_upload(port: int, source: str = "127.0.0.1", *, length: int = 1_000_000) -> socket.socket:
+    """A connection from ``source`` that sends the headers and a first chunk of an upload, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+    sock.sendall(
+        b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: %d\r\n\r\n"
+        % length
+        + b'--b\r\nContent-Disposition: form-data; name="file"; filename="stalled.mp4"\r\n\r\n'
+        + b"\0" * 4096
+    )
+    return sock
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """Everything the gateway sends until it closes the connection (b"" if it closes without a word)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus exposition text (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+@contextmanager
+def serve_in_process(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Run ``app`` on a real uvicorn server on a thread of this process; yields its URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture(scope="session")
+def two_person_clip(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """A 2 s, 12 fps, 640x360 H.264 clip of two faces walking towards each other."""
+    from tests.client.test_follow import frames_with
+    from training.synthetic import write_video
+
+    frames = frames_with([[(150 + 3 * i, 180, 140), (490 - 3 * i, 190, 120)] for i in range(24)])
+    path = tmp_path_factory.mktemp("two-people") / "two people.mp4"
+    write_video(path, frames, fps=12)
+    return path
