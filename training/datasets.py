@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepfake_client.errors import InvalidInputError, NotFoundError
-from deepfake_client.video import is_image, is_video
 
 SPLITS = ("train", "val", "test")
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
@@ -57,10 +56,6 @@ class Item:
     split: str
     group: str
     source: str
-
-    @property
-    def kind(self) -> str:
-        return "image" if is_image(self.path) else "video"
 
 
 def hash_split(
@@ -97,7 +92,9 @@ def stratified_split(groups: dict[str, int], *, val_fraction: float, test_fracti
 
 
 def _media(folder: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and (is_video(p) or is_image(p)))
+    """Every regular file under ``folder``: preparation tells images, videos and the rest apart by
+    content (``deepfake_client.inputs.detect_kind``) and records the rest as failed, with the reason."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def _require_dir(root: pathlib.Path) -> pathlib.Path:

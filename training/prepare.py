@@ -48,18 +48,13 @@ def face_dir(item: Item) -> str:
     return f"{FACES}/{item.split}/{safe}"
 
 
-def _frames(item: Item, frames: int):
-    from deepfake_client.video import Frame, sample_frames
+def _frames(path: pathlib.Path, kind: str, frames: int):
+    from deepfake_client.video import Frame, load_image, sample_frames
 
-    if item.kind == "image":
-        import cv2
-
-        bgr = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InvalidInputError(f"{item.path}: not a readable image")
-        yield Frame(0, 0.0, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if kind == "image":
+        yield Frame(0, 0.0, load_image(path))
     else:
-        yield from sample_frames(item.path, frames)
+        yield from sample_frames(path, frames)
 
 
 _DETECTOR = None
@@ -93,6 +88,7 @@ def crop_item(
     import cv2
 
     from deepfake_client.faces import faces_in_frames
+    from deepfake_client.inputs import detect_kind
 
     cv2.setNumThreads(1)
     record = {
@@ -101,14 +97,17 @@ def crop_item(
         "split": item.split,
         "group": item.group,
         "source": item.source,
-        "kind": item.kind,
+        "kind": None,
         "faces": [],
     }
     folder = out_dir / face_dir(item)
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
     try:
+        record["kind"] = kind = detect_kind(item.path)  # the client's input gate: from content
         folder.mkdir(parents=True, exist_ok=True)
-        for frame, faces in faces_in_frames(_frames(item, frames), _detector(min_face), margin, size):
+        for frame, faces in faces_in_frames(
+            _frames(item.path, kind, frames), _detector(min_face), margin, size
+        ):
             for k, face in enumerate(faces[:max_faces]):
                 name = f"{face_dir(item)}/{frame.index:06d}_{k}.{image_format}"
                 params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []

@@ -179,8 +179,8 @@ def test_folder_reader(tmp_path):
         touch(tmp_path / "fake" / "sub" / f"f{i}.png")
     touch(tmp_path / "fake" / "notes.txt")
     items = read_folder(tmp_path, val_fraction=0.2, test_fraction=0.2)
-    assert len(items) == 10
-    assert {i.kind for i in items if i.label} == {"image"}
+    # every regular file is an item: preparation tells media from the rest by content
+    assert len(items) == 11 and "fake/notes.txt" in {i.id for i in items}
     for split in ("train", "val", "test"):
         assert {i.label for i in items if i.split == split} == {0, 1}
     split_dirs = tmp_path / "s"

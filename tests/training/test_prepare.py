@@ -132,3 +132,28 @@ def test_prepare_cli_prints_a_summary(synthetic_dataset, tmp_path, capsys):
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["input_size"] == 32 and pathlib.Path(out / "manifest.jsonl").is_file()
+
+
+def test_files_are_told_apart_by_content_not_suffix(synthetic_dataset, tmp_path, face_image, caplog):
+    """A JPEG named .mp4, a suffix-less video, a GIF and a text file: each gets the outcome its bytes say."""
+    data = tmp_path / "data"
+    for label in ("real", "fake"):
+        (data / label).mkdir(parents=True)
+    videos = sorted((synthetic_dataset / "train" / "real").glob("*.mp4"))
+    shutil.copy(videos[0], data / "real" / "clip_without_suffix")
+    (data / "real" / "photo.mp4").write_bytes(cv2.imencode(".jpg", face_image[..., ::-1])[1].tobytes())
+    from PIL import Image
+
+    Image.fromarray(face_image).save(data / "fake" / "still.gif")
+    (data / "fake" / "readme.txt").write_text("notes about the fakes\n")
+    out = tmp_path / "crops"
+    with caplog.at_level(logging.WARNING):
+        prepare_dataset("folder", data, out, size=32, frames=2, workers=1, progress=False)
+    records = {r["id"]: r for r in read_manifest(out)}
+    assert len(records) == 4
+    assert records["real/clip_without_suffix"]["kind"] == "video"
+    assert records["real/photo.mp4"]["kind"] == "image" and records["real/photo.mp4"]["status"] == "ok"
+    assert records["fake/still.gif"]["kind"] == "image"
+    assert records["fake/readme.txt"]["status"] == "failed"
+    assert "a text file" in records["fake/readme.txt"]["error"]
+    assert "readme.txt" in caplog.text
