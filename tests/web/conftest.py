@@ -53,9 +53,22 @@ class GatewayProcess:
 
 
 def start_gateway(
-    server_url: str, root: pathlib.Path, *extra: str, timeout_s: float = 60.0
+    server_url: str,
+    root: pathlib.Path,
+    *extra: str,
+    timeout_s: float = 60.0,
+    tls: tuple[pathlib.Path, pathlib.Path, pathlib.Path] | None = None,
 ) -> GatewayProcess:
-    """Start ``python -m deepfake_client.web.cli`` against ``server_url``; wait until it answers."""
+    """Start ``python -m deepfake_client.web.cli`` against ``server_url``; wait until it answers.
+
+    ``tls`` (CA, client certificate, client key) waits for it over HTTPS with that certificate.
+    """
+    context = None
+    if tls:
+        import ssl
+
+        context = ssl.create_default_context(cafile=tls[0])
+        context.load_cert_chain(tls[1], tls[2])
     port = free_port()
     upload_dir = root / "uploads"
     log_path = root / "gateway.log"
@@ -82,7 +95,8 @@ def start_gateway(
         if process.poll() is not None:
             raise RuntimeError(f"the gateway exited with {process.returncode}:\n{gateway.log()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{gateway.url}/openapi.json", timeout=2) as reply:
+            url = gateway.url.replace("http://", "https://") if tls else gateway.url
+            with urllib.request.urlopen(f"{url}/openapi.json", timeout=2, context=context) as reply:
                 if reply.status == 200:
                     return gateway
         except OSError:
