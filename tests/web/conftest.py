@@ -70,6 +70,7 @@ def start_gateway(
         context = ssl.create_default_context(cafile=tls[0])
         context.load_cert_chain(tls[1], tls[2])
     port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
     upload_dir = root / "uploads"
     log_path = root / "gateway.log"
     command = [

@@ -195,7 +195,7 @@ def create_app(
         return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     def refuse(err: DeepfakeError, *, close: bool) -> Response:
-        metrics.observe_refusal(err.http_status)
+        metrics.observe_refusal(err)
         if err.http_status >= 500 and err.__cause__ is not None:
             log.warning("upload refused: %s (cause: %r)", err, err.__cause__)
         else:

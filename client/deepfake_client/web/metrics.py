@@ -27,7 +27,14 @@ from typing import Any
 
 SCAN_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 NO_FACE_WINDOW = 100
-REFUSAL_REASONS = {408: "timeout", 413: "too_large", 429: "per_client", 503: "busy", 507: "storage"}
+REFUSAL_REASONS = {  # error class name -> reason label
+    "UploadTimeoutError": "timeout",
+    "UploadTooLargeError": "too_large",
+    "TooManyUploadsError": "per_client",
+    "GatewayBusyError": "busy",
+    "StorageFullError": "storage",
+    "StorageUnavailableError": "storage",
+}
 
 
 class GatewayMetrics:
@@ -88,8 +95,8 @@ class GatewayMetrics:
         self.requests.labels(route, str(code)).inc()
         self.request_seconds.labels(route).observe(seconds)
 
-    def observe_refusal(self, status: int) -> None:
-        reason = REFUSAL_REASONS.get(status)
+    def observe_refusal(self, error: Exception) -> None:
+        reason = REFUSAL_REASONS.get(type(error).__name__)
         if reason:
             self.refused.labels(reason).inc()
 
