@@ -61,7 +61,12 @@ def report_error(prog: str, error: BaseException, *, debug: bool = False, where:
 
         traceback.print_exception(error, file=sys.stderr)
     code = error.exit_code if isinstance(error, DeepfakeError) else 1
+    print(f"{prog}: error (exit {code}): {error_message(error, where=where)}", file=sys.stderr)
+    return code
+
+
+def error_message(error: BaseException, *, where: str = "") -> str:
+    """The one-line text of ``error`` as ``report_error`` shows it (without the program's prefix)."""
     prefix = f"{where}: " if where and where not in str(error) else ""
     text = str(error) if isinstance(error, DeepfakeError) else f"{type(error).__name__}: {error}"
-    print(f"{prog}: error (exit {code}): {prefix}{text}", file=sys.stderr)
-    return code
+    return prefix + " ".join(line.strip() for line in text.splitlines() if line.strip())
