@@ -121,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="how face scores make a file's score",
     )
     parser.add_argument(
-        "--threshold", type=float, default=None, help="override the version's threshold (default: the version's)"
+        "--threshold",
+        type=float,
+        default=None,
+        help="override the version's threshold (default: the version's)",
     )
     parser.add_argument(
         "--detector",

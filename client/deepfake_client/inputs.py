@@ -25,10 +25,10 @@ from typing import Literal
 
 from deepfake_client.errors import InvalidInputError, NotFoundError
 from deepfake_client.quiet import quiet_native_logs
+from deepfake_client.video import MAX_IMAGE_PIXELS  # area limit, from the header, before decoding
 
 Kind = Literal["image", "video"]
 
-MAX_IMAGE_PIXELS = 50_000_000  # area limit, from the header, before decoding
 MAX_IMAGE_SIDE = 16_384  # side limit: a 100000x10 strip is a bomb, not a photograph
 HEAD_BYTES = 512
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D, 0x0C}

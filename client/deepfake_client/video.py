@@ -20,8 +20,6 @@ import numpy as np
 from deepfake_client.errors import InvalidInputError, NotFoundError
 
 DEFAULT_FRAMES = 32
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 MAX_IMAGE_PIXELS = 50_000_000  # refused from the header, before decoding
 SEEK_MIN_GAP_S = 8.0  # auto mode seeks when samples are at least this far apart (seconds)
 SEEK_MIN_GAP_FRAMES = 30  # ... and, while seeking, decodes forward over gaps shorter than this
@@ -35,14 +33,6 @@ class Frame:
     index: int
     timestamp_s: float
     rgb: np.ndarray
-
-
-def is_image(path: str | pathlib.Path) -> bool:
-    return pathlib.Path(path).suffix.lower() in IMAGE_SUFFIXES
-
-
-def is_video(path: str | pathlib.Path) -> bool:
-    return pathlib.Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def _check_file(path: str | pathlib.Path) -> pathlib.Path:
