@@ -126,6 +126,7 @@ class _Task:
     done: threading.Event = field(default_factory=threading.Event)
     outputs: dict[str, np.ndarray] | None = None
     error: BaseException | None = None
+    queued: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -145,10 +146,14 @@ class _Queue:
 
 
 class Batcher:
-    """Merges concurrent Predict calls into batches run by ``num_batch_threads`` threads."""
+    """Merges concurrent Predict calls into batches run by ``num_batch_threads`` threads.
 
-    def __init__(self, params: BatchingParameters) -> None:
+    ``metrics`` (a :class:`~serving.devserver.metrics.Metrics`) receives each batch's queuing times.
+    """
+
+    def __init__(self, params: BatchingParameters, metrics: object | None = None) -> None:
         self.params = params
+        self.metrics = metrics
         self._cond = threading.Condition()
         self._queues: dict[tuple, _Queue] = {}
         self._closed = False
@@ -295,6 +300,9 @@ class Batcher:
 
     def _run(self, queue: _Queue, batch: _Batch) -> None:
         try:
+            if self.metrics is not None:
+                now = time.monotonic()
+                self.metrics.observe_batch(queued_s=[now - task.queued for task in batch.tasks])  # type: ignore[attr-defined]
             target = padded_batch_size(batch.size, self.params.allowed_batch_sizes)
             outputs = queue.servable.predict(
                 signature_name=queue.signature_name,

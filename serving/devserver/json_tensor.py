@@ -12,19 +12,36 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import gc
 import json
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import numpy_dtype
+from serving.devserver.json_numeric import Span
+from serving.devserver.json_value import (
+    format_decimal,
+    gc_paused,
+    json_text,
+    json_type,
+    parse_json,
+    render_error,
+)
 from serving.devserver.runtime import tf_type_name
 from serving.devserver.status import ServingError, invalid_argument
+
+__all__ = [
+    "COLUMNAR",
+    "ROW",
+    "format_decimal",
+    "json_to_array",
+    "parse_json",
+    "parse_predict_request",
+    "render_error",
+    "render_predict_response",
+]
 
 ROW, COLUMNAR = "row", "columnar"
 _WEB_SAFE = str.maketrans("-_", "+/")
@@ -37,55 +54,7 @@ _INT_RANGES = {
     tfs_pb2.DT_UINT32: (0, 2**32 - 1),
     tfs_pb2.DT_UINT64: (0, 2**64 - 1),
 }
-_FLOAT_MAX_INT = {tfs_pb2.DT_FLOAT: 2**24 - 1, tfs_pb2.DT_DOUBLE: 2**53 - 1}
-_FLOAT_MAX = {
-    tfs_pb2.DT_FLOAT: float(np.finfo(np.float32).max),
-    tfs_pb2.DT_DOUBLE: float(np.finfo(np.float64).max),
-}
-
-
-# ------------------------------------------------------------------ JSON value rendering for errors
-
-
-def json_type(value: Any) -> str:
-    """rapidjson's type name of a value."""
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
-
-
-def json_text(value: Any) -> str:
-    """A JSON value as TF Serving quotes it in error messages."""
-    if isinstance(value, float):
-        return format_decimal(value, double=True)
-    return json.dumps(value, indent=4, ensure_ascii=False, allow_nan=True)
-
-
-def format_decimal(value: float, *, double: bool = False) -> str:
-    """TF Serving's WriteDecimal: shortest ``%g`` form that round-trips, ``.0`` on whole numbers."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    text = f"{value:g}"
-    if double:
-        if float(text) != value:
-            text = f"{value:.17g}"
-    elif np.float32(text) != np.float32(value):
-        text = f"{value:.9g}"
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
+_FLOATS = (tfs_pb2.DT_FLOAT, tfs_pb2.DT_DOUBLE)
 
 
 # ------------------------------------------------------------------ request side
@@ -105,6 +74,17 @@ def _is_b64(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
 
+def decode_b64(value: dict) -> bytes:
+    """JsonDecodeBase64Object: the bytes of ``{"b64": ...}`` (absl takes both base64 alphabets)."""
+    text = value["b64"].translate(_WEB_SAFE)
+    try:
+        return base64.b64decode(
+            text + "=" * (-len(text.rstrip("=")) % 4 if "=" not in text else 0), validate=True
+        )
+    except (binascii.Error, ValueError) as err:
+        raise invalid_argument("Unable to base64 decode") from err
+
+
 def _type_error(value: Any, dtype: int) -> ServingError:
     return invalid_argument(
         f"JSON Value: {json_text(value)} Type: {json_type(value)} is not of expected type: "
@@ -118,13 +98,7 @@ def _leaf(value: Any, dtype: int) -> Any:
             raise _type_error(value, dtype)
         if not _is_b64(value):
             raise invalid_argument(f"JSON Value: {json_text(value)} not formatted correctly for base64 data")
-        text = value["b64"].translate(_WEB_SAFE)  # absl's Base64Unescape takes both alphabets
-        try:
-            return base64.b64decode(
-                text + "=" * (-len(text.rstrip("=")) % 4 if "=" not in text else 0), validate=True
-            )
-        except (binascii.Error, ValueError) as err:
-            raise invalid_argument("Unable to base64 decode") from err
+        return decode_b64(value)
     if dtype == tfs_pb2.DT_STRING:
         if not isinstance(value, str):
             raise _type_error(value, dtype)
@@ -135,15 +109,8 @@ def _leaf(value: Any, dtype: int) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _type_error(value, dtype)
-    if dtype in _FLOAT_MAX:
-        if isinstance(value, float) and not math.isfinite(value):
-            return value
-        if isinstance(value, int) and abs(value) > _FLOAT_MAX_INT[dtype] or abs(value) > _FLOAT_MAX[dtype]:
-            target = "float" if dtype == tfs_pb2.DT_FLOAT else "double"
-            raise invalid_argument(
-                f"Cannot convert JSON value: {json_text(value)} to {target} without loss of precision."
-            )
-        return value
+    if dtype in _FLOATS:  # any number, cast as rapidjson's GetFloat/GetDouble (no precision check)
+        return value if isinstance(value, float) or abs(value) < 2**64 else float(value)
     low, high = _INT_RANGES.get(dtype, (None, None))
     if low is None:
         raise ServingError(
@@ -188,13 +155,11 @@ def _fast_numeric(value: Any, dtype: int, shape: list[int]) -> np.ndarray | None
     kind = array.dtype.kind
     if dtype == tfs_pb2.DT_BOOL:
         return array if kind == "b" else None
-    if dtype in _FLOAT_MAX:
-        if kind in "iu":
-            if np.abs(array).max() > _FLOAT_MAX_INT[dtype]:
-                return None
-        elif kind != "f" or np.abs(array[np.isfinite(array)]).max(initial=0) > _FLOAT_MAX[dtype]:
+    if dtype in _FLOATS:
+        if kind not in "iuf":
             return None
-        return array.astype(numpy_dtype(dtype))
+        with np.errstate(over="ignore"):
+            return array.astype(numpy_dtype(dtype))
     if kind not in "iu" or dtype not in _INT_RANGES:
         return None
     low, high = _INT_RANGES[dtype]
@@ -203,14 +168,30 @@ def _fast_numeric(value: Any, dtype: int, shape: list[int]) -> np.ndarray | None
     return array.astype(numpy_dtype(dtype))
 
 
+def _decode_span(span: Span, dtype: int) -> np.ndarray | None:
+    """The numpy fast path for a cut-out numeric array (None: take the exact path)."""
+    if dtype in _FLOATS:
+        with np.errstate(over="ignore"):
+            return span.decode(np.dtype(numpy_dtype(dtype)), integers_only=False, low=None, high=None)
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        return span.decode(np.dtype(numpy_dtype(dtype)), integers_only=True, low=low, high=high)
+    return None
+
+
 def json_to_array(value: Any, dtype: int) -> np.ndarray:
     """One JSON value (scalar or dense nested list) as an array of the signature's dtype.
 
     Raises:
         ServingError: INVALID_ARGUMENT with json_tensor.cc's text.
     """
+    if isinstance(value, Span):
+        decoded = _decode_span(value, dtype)
+        if decoded is not None:
+            return decoded
+        value = value.materialize()
     shape = _dense_shape(value)
-    with _gc_paused():
+    with gc_paused():
         fast = _fast_numeric(value, dtype, shape)
     if fast is not None:
         return fast
@@ -261,8 +242,9 @@ def _from_instances(
     out = {}
     for name, rows in columns.items():
         dtype = infos[name].dtype
-        with _gc_paused():
-            fast = _fast_numeric(rows, dtype, _dense_shape(rows))
+        with gc_paused():
+            spans = any(isinstance(r, Span) for r in rows)
+            fast = None if spans else _fast_numeric(rows, dtype, _dense_shape(rows))
         if fast is not None:
             out[name] = fast
             continue
@@ -323,13 +305,21 @@ def parse_predict_request(
                 "'inputs' or 'instances' keys to exist "
             )
         instances = doc["instances"]
+        if isinstance(instances, Span):
+            if len(infos) == 1:  # a dense numeric array: the batch of the single input
+                name = next(iter(infos))
+                return signature, {name: json_to_array(instances, infos[name].dtype)}, ROW
+            instances = instances.materialize()
         if not isinstance(instances, list):
-            raise invalid_argument(f"JSON Value: {json_text(doc)} Excepting 'instances' to be an list/array")
+            raise invalid_argument(f"JSON Value: {json_text(doc)} Expecting 'instances' to be an list/array")
         if not instances:
             raise invalid_argument(f"JSON Value: {json_text(doc)} No values in 'instances' array")
         return signature, _from_instances(doc, instances, infos), ROW
     if "inputs" in doc:
         value = doc["inputs"]
+        if isinstance(value, dict) and _is_b64(value) and len(infos) == 1:
+            name = next(iter(infos))
+            return signature, {name: json_to_array(value, infos[name].dtype)}, COLUMNAR
         if not isinstance(value, dict) or _is_b64(value):
             if len(infos) > 1:
                 raise invalid_argument(
@@ -345,38 +335,6 @@ def parse_predict_request(
             inputs[name] = json_to_array(value[name], infos[name].dtype)
         return signature, inputs, COLUMNAR
     raise invalid_argument("Missing 'inputs' or 'instances' key")
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def parse_json(body: bytes) -> dict:
-    """Parse a request body as a JSON object (NaN and Infinity allowed, as rapidjson's flag does)."""
-    import orjson
-
-    if not body:
-        raise invalid_argument("JSON Parse error: The document is empty")
-    try:
-        with _gc_paused():  # millions of small lists would trigger the cyclic GC over and over
-            doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as err:
-            position = getattr(err, "pos", 0)
-            message = getattr(err, "msg", str(err))
-            raise invalid_argument(f"JSON Parse error: {message} at offset: {position}") from err
-    if not isinstance(doc, dict):
-        raise invalid_argument(f"JSON Value: {json_text(doc)} Is not object")
-    return doc
 
 
 # ------------------------------------------------------------------ response side
@@ -454,8 +412,3 @@ def render_predict_response(outputs: Mapping[str, np.ndarray], fmt: str) -> str:
                 + "}"
             )
     return '{"predictions": [' + ", ".join(rows) + "]}"
-
-
-def render_error(message: str) -> str:
-    """MakeJsonFromStatus: ``{"error": message}`` as rapidjson's pretty writer prints it."""
-    return '{\n    "error": ' + json.dumps(message, ensure_ascii=False) + "\n}"

@@ -92,6 +92,7 @@ def start_devserver(
         "serving.devserver",
         f"--port={grpc_port}",
         f"--rest_api_port={rest_port}",
+        "--host=127.0.0.1",  # the dev server binds 0.0.0.0 by default, as TF Serving; tests stay local
         "--file_system_poll_wait_seconds=1",
     ]
     if config_path is not None:
@@ -100,7 +101,7 @@ def start_devserver(
     if labels_at_startup:
         command.append("--allow_version_labels_for_unavailable_models=true")
     command += extra
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     server = DevServerProcess(process, grpc_port, rest_port, config_path, log_path, repository)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pathlib
 import threading
 import time
@@ -80,6 +81,7 @@ class ModelManager:
         self._labels: dict[str, dict[str, int]] = {}
         self._config: tfs_pb2.ModelServerConfig | None = None
         self._closed = False
+        self._reload_lock = threading.Lock()
 
     # ---------------------------------------------------------------- config and file system
 
@@ -88,8 +90,13 @@ class ModelManager:
         """The config in force."""
         return self._config
 
-    def reload_config(self, config: tfs_pb2.ModelServerConfig) -> None:
+    def reload_config(self, config: tfs_pb2.ModelServerConfig, *, wait: bool = True) -> None:
         """Validate and apply a config (as ServerCore::ReloadConfig does); the old one stays on refusal.
+
+        Like ServerCore, it returns once every model the config adds has its latest version
+        AVAILABLE or failed (at start-up: every model), and reloads are applied one at a time.
+        A model whose versions never appear keeps it waiting, as in TF Serving, until
+        :meth:`close`.
 
         Raises:
             ServingError: the config is invalid or a label points at a version that is not AVAILABLE.
@@ -98,21 +105,36 @@ class ModelManager:
             log.info("Taking no action for empty config.")
             return
         repository.validate_config(config)
-        with self._lock:
-            labels = self._validated_labels(config)
-            self._config = config
-            self._labels = labels
-            wanted = {m.name: m for m in config.model_config_list.config}
-            for name, model in wanted.items():
-                entry = self._models.get(name)
-                if entry is None:
-                    self._models[name] = ModelEntry(config=model)
-                else:
-                    entry.config = model
-            for name, entry in self._models.items():
-                if name not in wanted:
-                    entry.config = tfs_pb2.ModelConfig(name=name, base_path="")
-        self.poll_file_system()
+        with self._reload_lock:
+            with self._lock:
+                labels = self._validated_labels(config)
+                self._config = config
+                self._labels = labels
+                wanted = {m.name: m for m in config.model_config_list.config}
+                known = {name for name, entry in self._models.items() if entry.config.base_path}
+                new = [name for name in wanted if name not in known]
+                for name, model in wanted.items():
+                    entry = self._models.get(name)
+                    if entry is None:
+                        self._models[name] = ModelEntry(config=model)
+                    else:
+                        entry.config = model
+                for name, entry in self._models.items():
+                    if name not in wanted:
+                        entry.config = tfs_pb2.ModelConfig(name=name, base_path="")
+            self.poll_file_system()
+            if wait:
+                self.wait_until(
+                    lambda: self._closed or all(self._ready(n) for n in new), timeout_s=float("inf")
+                )
+
+    def _ready(self, name: str) -> bool:
+        """ServableRequest::Latest(name) reached AVAILABLE or END (call with the lock held)."""
+        entry = self._models.get(name)
+        if entry is None or not entry.aspired:
+            return False
+        latest = entry.versions.get(max(entry.aspired))
+        return latest is not None and latest.state in (AVAILABLE, END)
 
     def _validated_labels(self, config: tfs_pb2.ModelServerConfig) -> dict[str, dict[str, int]]:
         labels: dict[str, dict[str, int]] = {}
@@ -132,9 +154,24 @@ class ModelManager:
         return labels
 
     def poll_file_system(self) -> None:
-        """Scan every base path once and start the loads and unloads the policies ask for."""
+        """Scan every base path once and start the loads and unloads the policies ask for.
+
+        As TF Serving's FileSystemStoragePathSource, a base path that does not exist fails the
+        whole poll: it is logged and nothing changes for any model until it appears.
+        """
         with self._lock:
             models = list(self._models.values())
+        for entry in models:
+            base = entry.config.base_path
+            if base and "://" not in base and not os.path.exists(base):
+                log.error(
+                    "FileSystemStoragePathSource encountered a filesystem access error: Could not find "
+                    "base path %s for servable %s with error NOT_FOUND: %s; No such file or directory",
+                    base,
+                    entry.config.name,
+                    base,
+                )
+                return
         for entry in models:
             try:
                 on_disk = version_dirs(entry.config.base_path) if entry.config.base_path else {}
@@ -146,6 +183,13 @@ class ModelManager:
                     err,
                 )
                 continue
+            if entry.config.base_path and not on_disk:
+                log.warning(
+                    "No versions of servable %s found under base path %s. Did you forget to name your "
+                    "leaf directory as a number (eg. '/1/')?",
+                    entry.config.name,
+                    entry.config.base_path,
+                )
             aspired = repository.aspired_versions(entry.config, on_disk) if on_disk else {}
             with self._lock:
                 entry.aspired = set(aspired)
@@ -302,7 +346,8 @@ class ModelManager:
             )
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        """Block until ``predicate()`` holds (re-checked on every state change) or time runs out."""
+        """Block until ``predicate()`` holds (re-checked on every state change and every 0.2 s,
+        with the lock held) or time runs out."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while not predicate():

@@ -15,13 +15,13 @@ from serving.devserver.status import invalid_argument
 
 
 def read_model_config(path: str | pathlib.Path) -> tfs_pb2.ModelServerConfig:
-    """Parse a ``--model_config_file`` (the one place that reads it; ``serving.config`` does the work).
+    """Parse a ``--model_config_file`` (the one place that reads it; ``export.modelconfig`` does the work).
 
     Raises:
         ServingError: INVALID_ARGUMENT with the parser's message when it cannot be read or parsed.
     """
     from deepfake_client.errors import DeepfakeError
-    from serving.config import read_config
+    from export.modelconfig import read_config
 
     try:
         return read_config(path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -169,19 +170,22 @@ def _runtime_message(err: Exception) -> str:
     return message.strip().splitlines()[0] if message.strip() else type(err).__name__
 
 
-def read_signature_defs(path: pathlib.Path) -> dict[str, tfs_pb2.SignatureDef]:
-    """The signature defs of a SavedModel's serving MetaGraph, as TF-free protos."""
+def read_signature_defs(
+    path: pathlib.Path, tags: tuple[str, ...] = ("serve",)
+) -> dict[str, tfs_pb2.SignatureDef]:
+    """The signature defs of the SavedModel's MetaGraph with ``tags``, as TF-free protos (fields
+    this subset lacks, such as ``defaults``, ride along as unknown fields)."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
-    graphs = [g for g in saved_model.meta_graphs if "serve" in g.meta_info_def.tags] or list(
-        saved_model.meta_graphs
-    )
+    graphs = [g for g in saved_model.meta_graphs if set(tags) == set(g.meta_info_def.tags)]
     if not graphs:
+        wanted = " ".join(tags)
         raise ServingError(
             "NOT_FOUND",
-            f"Could not find meta graph def matching supplied tags: {{ serve }}. in SavedModel at {path}",
+            f"Could not find meta graph def matching supplied tags: {{ {wanted} }}. To inspect available "
+            f"tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`",
         )
     return {
         key: tfs_pb2.SignatureDef.FromString(sig.SerializeToString())
@@ -205,8 +209,23 @@ def _wrap_signature(fn: Any) -> Callable[..., dict[str, np.ndarray]]:
     return call
 
 
-def load_servable(*, name: str, version: int, path: str | pathlib.Path, warmup: bool = True) -> Servable:
+def load_servable(
+    *,
+    name: str,
+    version: int,
+    path: str | pathlib.Path,
+    warmup: bool = True,
+    tags: tuple[str, ...] = ("serve",),
+    warmup_iterations: int = 1,
+    metrics: Any = None,
+) -> Servable:
     """Load a SavedModel version and replay its warm-up records.
+
+    Args:
+        warmup: replay ``assets.extra/tf_serving_warmup_requests`` (``--enable_model_warmup``).
+        tags: the MetaGraph's tags (``--saved_model_tags``).
+        warmup_iterations: runs per record (``--num_request_iterations_for_warmup``).
+        metrics: a :class:`~serving.devserver.metrics.Metrics` for the warm-up families.
 
     Raises:
         ServingError: the directory is not a loadable SavedModel (TF Serving's NOT_FOUND text when
@@ -221,8 +240,8 @@ def load_servable(*, name: str, version: int, path: str | pathlib.Path, warmup: 
     import tensorflow as tf
 
     try:
-        signature_defs = read_signature_defs(path)
-        loaded = tf.saved_model.load(str(path), tags=["serve"])
+        signature_defs = read_signature_defs(path, tags)
+        loaded = tf.saved_model.load(str(path), tags=list(tags))
     except ServingError:
         raise
     except Exception as err:  # noqa: BLE001 - a corrupt model raises anything
@@ -243,7 +262,17 @@ def load_servable(*, name: str, version: int, path: str | pathlib.Path, warmup: 
         keepalive=loaded,
     )
     if warmup:
-        count = replay_warmup(servable)
+        start, status, count = time.perf_counter(), "OK", 0
+        try:
+            count = replay_warmup(servable, iterations=max(warmup_iterations, 1))
+        except ServingError as err:
+            status = err.code
+            raise
+        finally:
+            if metrics is not None and (path / WARMUP_PATH).is_file():
+                metrics.observe_warmup(
+                    model_path=str(path), status=status, seconds=time.perf_counter() - start, records=count
+                )
         if count:
             log.info(
                 "Finished reading warmup data for model at %s. Number of warmup records read: %d.",
@@ -253,8 +282,9 @@ def load_servable(*, name: str, version: int, path: str | pathlib.Path, warmup: 
     return servable
 
 
-def replay_warmup(servable: Servable) -> int:
-    """Run every Predict record of ``assets.extra/tf_serving_warmup_requests``; return how many.
+def replay_warmup(servable: Servable, *, iterations: int = 1) -> int:
+    """Run every Predict record of ``assets.extra/tf_serving_warmup_requests`` (``iterations``
+    times each); return how many records there were.
 
     Raises:
         ServingError: a record is not a PredictionLog with a predict_log, or its request fails.
@@ -278,9 +308,10 @@ def replay_warmup(servable: Servable) -> int:
             raise invalid_argument("Unsupported log_type for warmup: only predict_log is supported here")
         request = entry.predict_log.request
         inputs = {alias: make_ndarray(proto) for alias, proto in request.inputs.items()}
-        servable.predict(
-            signature_name=request.model_spec.signature_name,
-            inputs=inputs,
-            output_filter=tuple(request.output_filter),
-        )
+        for _ in range(iterations):
+            servable.predict(
+                signature_name=request.model_spec.signature_name,
+                inputs=inputs,
+                output_filter=tuple(request.output_filter),
+            )
     return count

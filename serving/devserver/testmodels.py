@@ -32,8 +32,12 @@ def write_warmup(path: pathlib.Path, requests: list[tuple[str, dict[str, np.ndar
 
 def write_half_plus_two(path: str | pathlib.Path, *, plus: float = 2.0, warmup: bool = True) -> pathlib.Path:
     """Save ``y = 0.5 * x + plus`` (float32 ``[-1]``) with signatures ``serving_default`` (x -> y),
-    ``multi`` (a float32 [-1,2], b int32 [-1] -> c float32 [-1], d int64 [-1]) and ``strings``
-    (text string [-1] -> length int32 [-1], echo_bytes string [-1], echo string [-1])."""
+    ``multi`` (a float32 [-1,2], b int32 [-1] -> c float32 [-1], d int64 [-1]), ``strings``
+    (text string [-1] -> length int32 [-1], echo_bytes string [-1], echo string [-1]), and TF
+    Serving's serialized-``tf.Example`` signatures (feature ``x``, float [1]): ``regress_x_to_y``
+    (``inputs`` -> ``outputs`` = 0.5 x + plus), ``regress_x_to_y2`` (0.5 x + plus + 1),
+    ``classify_x_to_y`` (``inputs`` -> ``scores`` [-1, 1]) and ``classify_classes`` (``inputs`` ->
+    ``classes`` ["low", "high"] and ``scores`` [1 - p, p], p = sigmoid(x))."""
     import tensorflow as tf
 
     path = pathlib.Path(path)
@@ -62,11 +66,40 @@ def write_half_plus_two(path: str | pathlib.Path, *, plus: float = 2.0, warmup: 
         def strings(self, text: tf.Tensor) -> dict:
             return {"length": tf.strings.length(text), "echo_bytes": text, "echo": text}
 
+        def _x(self, serialized: tf.Tensor) -> tf.Tensor:
+            return tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress_x_to_y(self, inputs: tf.Tensor) -> dict:
+            return {"outputs": self.a * self._x(inputs) + self.b}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress_x_to_y2(self, inputs: tf.Tensor) -> dict:
+            return {"outputs": self.a * self._x(inputs) + self.b + 1.0}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify_x_to_y(self, inputs: tf.Tensor) -> dict:
+            return {"scores": self.a * self._x(inputs) + self.b}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify_classes(self, inputs: tf.Tensor) -> dict:
+            p = tf.sigmoid(self._x(inputs))
+            classes = tf.tile(tf.constant([["low", "high"]]), [tf.shape(p)[0], 1])
+            return {"classes": classes, "scores": tf.concat([1.0 - p, p], axis=1)}
+
     module = HalfPlusTwo()
     tf.saved_model.save(
         module,
         str(path),
-        signatures={"serving_default": module.predict, "multi": module.multi, "strings": module.strings},
+        signatures={
+            "serving_default": module.predict,
+            "multi": module.multi,
+            "strings": module.strings,
+            "regress_x_to_y": module.regress_x_to_y,
+            "regress_x_to_y2": module.regress_x_to_y2,
+            "classify_x_to_y": module.classify_x_to_y,
+            "classify_classes": module.classify_classes,
+        },
     )
     if warmup:
         write_warmup(path, [("serving_default", {"x": np.array([1.0, 2.0], np.float32)})])
