@@ -37,7 +37,7 @@ def run(quick: bool) -> list[dict]:
         first = export_model(build_model(name, size), repository, backbone=name)
         second = export_model(build_model(name, size), repository, backbone=name)
         rollout = Rollout(repository=repository)
-        from serving.config import initial_config, save_config
+        from export.modelconfig import initial_config, save_config
 
         save_config(rollout.config_path, initial_config(str(repository / MODEL_NAME), first.version))
         server = start_devserver(rollout.config_path, pathlib.Path(tmp) / "server.log")

@@ -23,7 +23,7 @@ def first_request_ms(
     repository: pathlib.Path, version: int, size: int, log: pathlib.Path
 ) -> tuple[float, float]:
     """(first, median of the next 5) request latencies in ms on a fresh server over ``repository``."""
-    from serving.config import initial_config, save_config
+    from export.modelconfig import initial_config, save_config
     from serving.devserver.launcher import start_devserver, stop_devserver
 
     config = repository / "models.config"

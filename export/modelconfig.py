@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.contract import MODEL_NAME, STABLE_LABEL
 from deepfake_client.errors import InvalidInputError, NotFoundError
-from export.publish import atomic_write_text
+from export.files import atomic_write_text
 
 POLICIES = ("latest", "all", "specific")
 

@@ -11,63 +11,21 @@ never get the same number.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import pathlib
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from deepfake_client.contract import METADATA_FILE, MODEL_NAME
-from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
+from deepfake_client.errors import InvalidInputError, NotFoundError
+from export.files import PublishError, file_lock, fsync_path, fsync_tree, repository_error
 
 INCOMING_PREFIX = ".incoming-"
 LOCK_FILE = ".publish.lock"
 # What a version directory must hold before it may get a numeric name (TF Serving issues #1086, #1027:
 # a version without variables.index loads "successfully" and then fails every request).
 REQUIRED_FILES = ("saved_model.pb", "variables/variables.index")
-
-
-class PublishError(DeepfakeError):
-    """Raised when a version cannot be published (disk full, permissions); the repository is unchanged."""
-
-    exit_code = 3
-
-
-def fsync_path(path: pathlib.Path) -> None:
-    """fsync a file or a directory (a directory's fsync makes renames and new entries durable)."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: pathlib.Path) -> None:
-    """fsync every file and directory under ``root``, deepest first."""
-    for directory, _, files in os.walk(root, topdown=False):
-        for name in files:
-            fsync_path(pathlib.Path(directory, name))
-        fsync_path(pathlib.Path(directory))
-
-
-def atomic_write_text(path: str | pathlib.Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically: write a sibling, fsync, rename, fsync the directory."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_path(path.parent)
 
 
 def model_dir(repository: str | pathlib.Path, model_name: str = MODEL_NAME) -> pathlib.Path:
@@ -107,29 +65,6 @@ def check_version_dir(path: str | pathlib.Path) -> None:
         raise InvalidInputError(f"{path}: not a complete SavedModel (missing {', '.join(missing)})")
 
 
-@contextlib.contextmanager
-def file_lock(path: pathlib.Path, *, timeout_s: float, busy: Callable[[], DeepfakeError]) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (released if the process dies).
-
-    Waits up to ``timeout_s`` for another holder (0: not at all), then raises ``busy()``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise busy() from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def repository_lock(base: pathlib.Path, timeout_s: float = 60.0) -> contextlib.AbstractContextManager[None]:
     """The lock that serialises publishes into ``base`` (``<base>/.publish.lock``)."""
     return file_lock(
@@ -148,19 +83,37 @@ def clean_incoming(base: pathlib.Path) -> list[pathlib.Path]:
     return removed
 
 
+DIR_MODE = 0o755  # TF Serving may run as another user (non-root images, runAsNonRoot, NFS root_squash)
+
+
 def publish_version(
     repository: str | pathlib.Path,
     build: Callable[[pathlib.Path, int], None],
     version: int | None = None,
     model_name: str = MODEL_NAME,
+    *,
+    config_path: str | pathlib.Path | None = None,
+    server_base_path: str | None = None,
+    mode: int = DIR_MODE,
+    log: Callable[[str], None] = lambda line: None,
 ) -> pathlib.Path:
-    """Publish a new version built by ``build(staging_dir, version)``, atomically.
+    """Publish a new version built by ``build(staging_dir, version)``, atomically, and record it.
+
+    The version is not served (the rollout's ``canary`` step does that), except the repository's
+    first one, which gets the initial ``models.config``: served alone and labelled ``stable``. The
+    release history records the publish. ``deepfake-export --repository`` and ``deepfake-rollout
+    publish`` both come here, so they leave a repository in the same state.
 
     Args:
         repository: the model repository (``models/``); created if missing.
         build: writes the complete SavedModel into the (empty, existing) staging directory.
         version: the version number; the next free one (highest + 1) when ``None``.
         model_name: the model's directory under the repository.
+        config_path: the model config file (default ``<repository>/models.config``).
+        server_base_path: the model's base path as the server sees it, for a new ``models.config``
+            (default: this host's absolute path).
+        mode: the version's directories get ``mode``, its files ``mode`` without execute bits.
+        log: where progress lines go.
 
     Returns:
         The published version directory ``<repository>/<model_name>/<N>``.
@@ -168,8 +121,35 @@ def publish_version(
     Raises:
         InvalidInputError: the repository path is a file, the version exists, or the build is incomplete.
         PublishError: the disk is full or not writable; the repository is left unchanged.
+        RolloutError: models.config is missing and the repository's state cannot be told.
     """
+    from export import history  # history -> modelconfig -> files; publish is below neither
+
+    repository = pathlib.Path(repository)
+    config_path = pathlib.Path(config_path or repository / history.CONFIG_FILE)
     base = model_dir(repository, model_name)
+    try:
+        with history.state_lock_waiting(repository):
+            history.prepare_repository(repository, config_path, model_name, list_versions(base), log=log)
+    except OSError as err:
+        raise repository_error(err, base, "publish failed") from err
+    target = _publish_directory(base, build, version, mode)
+    number = int(target.name)
+    with history.state_lock_waiting(repository):
+        history.record_publish(
+            repository,
+            config_path,
+            model_name,
+            number,
+            server_base_path=server_base_path or str(base.resolve()),
+            log=log,
+        )
+    return target
+
+
+def _publish_directory(
+    base: pathlib.Path, build: Callable[[pathlib.Path, int], None], version: int | None, mode: int
+) -> pathlib.Path:
     try:
         with repository_lock(base):
             clean_incoming(base)
@@ -185,6 +165,7 @@ def publish_version(
             try:
                 build(staging, version)
                 check_version_dir(staging)
+                set_modes(staging, mode)
                 fsync_tree(staging)
                 os.rename(staging, target)  # atomic on one filesystem: TF Serving sees all or nothing
                 fsync_path(base)
@@ -193,11 +174,16 @@ def publish_version(
                 raise
             return target
     except OSError as err:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise PublishError(f"{base}: no space left on the device; nothing was published") from err
-        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise PublishError(f"{base}: not writable ({err.strerror}); nothing was published") from err
-        raise PublishError(f"{base}: publish failed: {err}") from err
+        raise repository_error(err, base, "publish failed") from err
+
+
+def set_modes(root: pathlib.Path, mode: int) -> None:
+    """Directories get ``mode`` (mkdtemp made ``0700``), files ``mode`` without execute bits."""
+    file_mode = mode & 0o666
+    for directory, _, files in os.walk(root):
+        os.chmod(directory, mode)
+        for name in files:
+            os.chmod(os.path.join(directory, name), file_mode)
 
 
 def copy_saved_model(source: str | pathlib.Path) -> Callable[[pathlib.Path, int], None]:
@@ -208,7 +194,13 @@ def copy_saved_model(source: str | pathlib.Path) -> Callable[[pathlib.Path, int]
     check_version_dir(source)
 
     def build(staging: pathlib.Path, version: int) -> None:
-        shutil.copytree(source, staging, dirs_exist_ok=True)
+        # A plain walk instead of shutil.copytree: copytree gathers OSErrors into one shutil.Error
+        # (a list of strings, no errno), so a full disk could not be told from other failures.
+        for directory, _, files in os.walk(source):
+            into = staging / pathlib.Path(directory).relative_to(source)
+            into.mkdir(exist_ok=True)
+            for name in files:
+                shutil.copy2(pathlib.Path(directory, name), into / name)
         _set_metadata_version(staging, version)
 
     return build

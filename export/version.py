@@ -116,8 +116,13 @@ def export_model(
     config: dict | None = None,
     version: int | None = None,
     model_name: str = contract.MODEL_NAME,
+    publish_options: dict[str, Any] | None = None,
 ) -> ExportResult:
-    """Export a Keras model as the next (or the given) version of ``model_name`` in ``repository``."""
+    """Export a Keras model as the next (or the given) version of ``model_name`` in ``repository``.
+
+    ``publish_options`` go to :func:`export.publish.publish_version` (config path, the server's base
+    path, directory mode, log).
+    """
     model_input_size(model)  # refuse a wrong model before touching the repository
     built: dict[str, Any] = {}
 
@@ -137,7 +142,9 @@ def export_model(
             )
         )
 
-    path = publish_version(repository, build, version=version, model_name=model_name)
+    path = publish_version(
+        repository, build, version=version, model_name=model_name, **(publish_options or {})
+    )
     return ExportResult(
         version=int(path.name),
         path=str(path),
@@ -154,6 +161,7 @@ def export_run(
     *,
     version: int | None = None,
     model_name: str = contract.MODEL_NAME,
+    publish_options: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export a training run (``model.keras`` + ``run.json``) as the next version in ``repository``."""
     model, info = read_run(run_dir)
@@ -168,4 +176,5 @@ def export_run(
         config=info.get("config"),
         version=version,
         model_name=model_name,
+        publish_options=publish_options,
     )

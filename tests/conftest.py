@@ -117,7 +117,7 @@ def start_devserver(
 @pytest.fixture(scope="session")
 def devserver(tmp_path_factory: pytest.TempPathFactory, exported_version: pathlib.Path):
     """A dev server serving ``deepfake_detector`` version 1 (label ``stable``) over gRPC and REST."""
-    from serving.config import initial_config, save_config
+    from export.modelconfig import initial_config, save_config
 
     root = tmp_path_factory.mktemp("devserver")
     repository = root / "models"

@@ -31,7 +31,8 @@ TF_FREE = [
     "deepfake_client.web.app",
     "deepfake_client.web.cli",
     "export.publish",
-    "serving.config",
+    "export.modelconfig",
+    "export.history",
     "serving.rollout",
     "serving.cli",
 ]

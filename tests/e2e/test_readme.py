@@ -206,7 +206,7 @@ def test_upload_page_command(devserver, tmp_path: pathlib.Path) -> None:
 
 
 def test_development_server_command(exported_version: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    from serving.config import initial_config, save_config
+    from export.modelconfig import initial_config, save_config
     from serving.devserver.launcher import free_port
 
     (command,) = commands(section("The development server"), "deepfake-devserver")

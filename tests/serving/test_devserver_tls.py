@@ -36,7 +36,7 @@ def test_grpcs_with_the_servers_certificate(
 
     from deepfake_client import DetectorClient
     from deepfake_client._proto import tfs_pb2
-    from serving.config import initial_config, save_config
+    from export.modelconfig import initial_config, save_config
 
     key, cert = certificate
     base = tmp_path / "models" / "deepfake_detector"

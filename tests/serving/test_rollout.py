@@ -14,8 +14,8 @@ import pytest
 from deepfake_client import contract
 from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
 from deepfake_client.transport.base import Target, make_transport
+from export.modelconfig import load_config
 from serving.cli import main as rollout_main
-from serving.config import load_config
 from serving.rollout import Rollout, RolloutError
 from tests.serving.load import ThreadedLoad
 
