@@ -239,7 +239,16 @@ def test_grpc_error_codes(stubs):
     )
     with pytest.raises(grpc.RpcError) as caught:
         predict.Classify(classification_pb2.ClassificationRequest(), 10)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (caught.value.code(), caught.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Missing ModelSpec",
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        predict.Predict(predict_pb2.PredictRequest(), 10)
+    assert (caught.value.code(), caught.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Missing ModelSpec",
+    )
 
 
 def test_grpc_status_health_and_refused_label(stubs, hpt_server):
@@ -253,8 +262,9 @@ def test_grpc_status_health_and_refused_label(stubs, hpt_server):
     status = model.GetModelStatus(status_request, 10)
     assert [(s.version, s.state) for s in status.model_version_status] == [(123, 30)]
     channel = grpc.insecure_channel(f"127.0.0.1:{hpt_server.grpc_port}")
-    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as caught:  # only with --enable_grpc_healthcheck_service
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
     reload_request = model_management_pb2.ReloadConfigRequest()
     config = reload_request.config.model_config_list.config.add()
     config.name, config.base_path, config.model_platform = (
@@ -280,6 +290,6 @@ def test_metrics_use_tf_serving_names(rest):
     text = rest.get("/monitoring/prometheus/metrics").text
     assert f':tensorflow:serving:request_count{{model_name="{MODEL}",status="OK"}}' in text
     assert (
-        f':tensorflow:serving:request_latency_count{{model_name="{MODEL}",API="Predict",entrypoint="REST"}}'
+        f':tensorflow:serving:request_latency_count{{model_name="{MODEL}",API="predict",entrypoint="REST"}}'
         in text
     )
