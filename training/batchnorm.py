@@ -96,8 +96,11 @@ class _PopulationStatistics:
 
         found = batchnorm_probes(model)
         self.layers = [layer for layer, _ in found]
+        # Eager calls: each probe runs a few times per validation, so tracing one tf.function per
+        # probe (all sharing one Python function, and traced again for the last, smaller chunk)
+        # cost more than it saved and set off TensorFlow's retracing warning.
         self.probes = [
-            tf.function(lambda x, probe=probe: _moments(probe(x, training=False)), reduce_retracing=True)
+            lambda x, probe=probe: _moments(probe(tf.convert_to_tensor(x), training=False))
             for _, probe in found
         ]
         if not isinstance(images, np.ndarray):

@@ -87,3 +87,26 @@ def test_a_nested_model_called_elsewhere_first_is_measured_where_this_model_call
     twice = keras.Model(x, keras.layers.Concatenate()([shared(x), shared(x * 2.0)]))
     with pytest.raises(InvalidInputError, match="called 2 times"):
         set_population_statistics(twice, images)
+
+
+@pytest.mark.needs_tf
+def test_repeated_updates_with_an_uneven_last_chunk_do_not_retrace(caplog):  # type: ignore[no-untyped-def]
+    """The callback updates before every validation; TensorFlow's retracing warning stays silent."""
+    import logging
+
+    import keras
+
+    from training.batchnorm import population_statistics_callback
+
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    for _ in range(6):
+        x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(x))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    images = np.random.default_rng(0).random((300, 16, 16, 3), np.float32)  # 256 + 44
+    callback = population_statistics_callback(images)
+    callback.set_model(model)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for _ in range(3):
+            callback.on_test_begin()
+    assert "retracing" not in caplog.text
