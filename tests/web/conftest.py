@@ -136,7 +136,8 @@ def gateway(devserver, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def dead_gateway(tmp_path_factory: pytest.TempPathFactory):
-    """A gateway whose model server is down (nothing listens on its port); one scan at a time, no queue."""
+    """A gateway whose model server is down (nothing listens on its port); one upload received at a
+    time, one scan at a time, no queue."""
     process = start_gateway(
         f"grpc://127.0.0.1:{free_port()}",
         tmp_path_factory.mktemp("dead-gateway"),
@@ -144,6 +145,7 @@ def dead_gateway(tmp_path_factory: pytest.TempPathFactory):
         "--timeout=5",
         "--concurrency=1",
         "--max-waiting=0",
+        "--max-receiving=1",
     )
     yield process
     stop_gateway(process)

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.web.conftest import MAX_UPLOAD_MB
+from tests.web.conftest import MAX_UPLOAD_MB, read_reply
 
 pytestmark = pytest.mark.needs_tf  # the dev server fixture exports a model with TensorFlow
 
@@ -73,17 +73,50 @@ def test_image_upload_with_thumbnails(gateway, face_jpeg: bytes) -> None:
     assert reply.status_code == 200, reply.text
     verdict = reply.json()
     assert verdict["kind"] == "image" and verdict["face_count"] >= 1 and verdict["label"] in ("FAKE", "REAL")
-    thumb = verdict["faces"][0]["thumbnail"]
+    track = verdict["tracks"][0]
+    assert verdict["faces"][track["face"]]["track"] == track["track"]  # its representative face
+    thumb = track["thumbnail"]
     assert thumb.startswith("data:image/jpeg;base64,")
     pixels = cv2.imdecode(np.frombuffer(base64.b64decode(thumb.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
-    assert pixels.shape == (96, 96, 3) and pixels.std() > 10  # a real picture, not a blank
+    assert pixels.shape == (128, 128, 3) and pixels.std() > 10  # a real picture, not a blank
+    assert all("thumbnail" not in f for f in verdict["faces"])  # one per person, not one per face
 
 
-def test_type_comes_from_content_type_or_bytes_when_the_name_has_no_suffix(gateway, face_jpeg: bytes) -> None:
-    by_type = post(gateway.url, "photo", face_jpeg, "image/jpeg")
-    by_bytes = post(gateway.url, "photo", face_jpeg, "application/octet-stream")
-    assert by_type.status_code == by_bytes.status_code == 200, (by_type.text, by_bytes.text)
-    assert by_type.json()["score"] == by_bytes.json()["score"]
+def test_two_people_get_a_track_and_a_face_each(gateway, two_person_clip: pathlib.Path) -> None:
+    reply = post(gateway.url, two_person_clip.name, two_person_clip.read_bytes(), "video/mp4", thumbnails=1)
+    assert reply.status_code == 200, reply.text
+    verdict = reply.json()
+    assert len(verdict["tracks"]) == 2 and all(t["thumbnail"] for t in verdict["tracks"])
+    for track in verdict["tracks"]:
+        face = verdict["faces"][track["face"]]
+        members = [f for f in verdict["faces"] if f["track"] == track["track"]]
+        assert face["track"] == track["track"] and face["confidence"] == max(f["confidence"] for f in members)
+
+
+def test_type_comes_from_the_content_not_the_name_or_declared_type(gateway, face_jpeg: bytes) -> None:
+    plain = post(gateway.url, "photo.jpg", face_jpeg, "image/jpeg")
+    for name, content_type in (("photo", "application/octet-stream"), ("clip.mp4", "video/mp4")):
+        reply = post(gateway.url, name, face_jpeg, content_type)
+        assert reply.status_code == 200 and reply.json()["kind"] == "image", reply.text
+        assert reply.json()["score"] == plain.json()["score"]
+
+
+def test_a_gif_is_scanned_like_deepfake_scan_scans_it(
+    gateway, face_video: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    from PIL import Image
+
+    from deepfake_client.client import DetectorClient
+    from deepfake_client.video import sample_frames
+
+    frames = [Image.fromarray(f.rgb) for f in sample_frames(face_video, 8)]
+    gif = tmp_path / "moving.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    reply = post(gateway.url, "moving.gif", gif.read_bytes(), "image/gif")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["kind"] == "video" and reply.json()["face_count"] > 0
+    with DetectorClient(gateway_server(gateway), label="stable") as client:
+        assert reply.json()["score"] == pytest.approx(client.scan(gif).score, abs=1e-6)
 
 
 def test_no_face_is_a_verdict_not_an_error(gateway) -> None:
@@ -98,11 +131,11 @@ def test_no_face_is_a_verdict_not_an_error(gateway) -> None:
 @pytest.mark.parametrize(
     ("name", "data", "content_type", "status", "words"),
     [
-        ("clip.mp4", b"this is not a video at all\n" * 100, "video/mp4", 400, "clip.mp4"),
-        ("photo.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg", 400, "photo.jpg"),
-        ("notes.txt", b"hello", "text/plain", 415, "not a supported image or video"),
+        ("clip.mp4", b"this is not a video at all\n" * 100, "video/mp4", 415, "clip.mp4: not an image or a"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg", 415, "photo.jpg"),
+        ("notes.txt", b"hello", "text/plain", 415, "a text file"),
         ("doc.pdf", b"%PDF-1.4\n", "application/pdf", 415, "doc.pdf"),
-        ("empty.mp4", b"", "video/mp4", 400, "empty"),
+        ("empty.mp4", b"", "video/mp4", 415, "empty"),
     ],
 )
 def test_bad_uploads(gateway, name: str, data: bytes, content_type: str, status: int, words: str) -> None:
@@ -130,8 +163,9 @@ def test_too_large_by_content_length_is_refused_before_reading(gateway) -> None:
             b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             b"Content-Length: %d\r\n\r\n" % (limit + 1)
         )
-        reply = sock.recv(65536).decode()  # answered without a single body byte sent
+        reply = read_reply(sock).decode()  # answered (and closed) without a single body byte sent
     assert reply.startswith("HTTP/1.1 413"), reply
+    assert f"the limit is {MAX_UPLOAD_MB} MB" in reply  # as given to --max-upload-mb, not 8.4
     assert gateway.uploads_left() == []
 
 
@@ -209,8 +243,10 @@ def test_openapi_document_describes_the_routes(gateway) -> None:
 def test_page_and_static_files_are_served(gateway) -> None:
     page = httpx.get(gateway.url)
     assert page.status_code == 200 and 'id="file"' in page.text and 'name="viewport"' in page.text
-    for asset in ("app.js", "style.css"):
+    for asset in ("app.js", "style.css", "favicon.svg"):
         assert httpx.get(f"{gateway.url}/static/{asset}").status_code == 200
+    icon = httpx.get(f"{gateway.url}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_model_server_down_gives_503_and_the_gateway_keeps_serving(
@@ -228,7 +264,7 @@ def test_model_server_down_gives_503_and_the_gateway_keeps_serving(
 
 
 def test_uploads_beyond_the_queue_get_503_at_once(dead_gateway) -> None:
-    """The dead gateway admits one upload in flight; a second, while the first streams, is refused."""
+    """The dead gateway receives one upload at a time; a second, while the first streams, is refused."""
     with socket.create_connection(("127.0.0.1", dead_gateway.port), timeout=10) as sock:
         sock.sendall(
             b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
@@ -238,8 +274,10 @@ def test_uploads_beyond_the_queue_get_503_at_once(dead_gateway) -> None:
         deadline = time.monotonic() + 10
         while not dead_gateway.uploads_left() and time.monotonic() < deadline:
             time.sleep(0.02)
+        start = time.monotonic()
         reply = post(dead_gateway.url, "b.mp4", b"\0" * 100, "video/mp4")
         assert reply.status_code == 503 and "busy" in reply.json()["error"]["message"]
+        assert time.monotonic() - start < 2 and reply.headers["connection"] == "close"
     assert wait_until_empty(dead_gateway) == []
 
 

@@ -23,10 +23,6 @@ FACE = {
         "confidence": {"type": "number", "description": "the face detector's confidence"},
         "fake_probability": {"type": "number", "minimum": 0, "maximum": 1},
         "track": {"type": "integer", "description": "which person (faces linked across frames)"},
-        "thumbnail": {
-            "type": "string",
-            "description": "with ?thumbnails=1: the scored crop as a JPEG data: URL",
-        },
     },
 }
 TRACK = {
@@ -40,6 +36,14 @@ TRACK = {
         "score": {"type": "number"},
         "label": {"type": "string", "enum": ["FAKE", "REAL"]},
         "minor": {"type": "boolean"},
+        "face": {
+            "type": "integer",
+            "description": "with ?thumbnails=1: index in faces of the person's representative face",
+        },
+        "thumbnail": {
+            "type": "string",
+            "description": "with ?thumbnails=1: that face's scored crop as a JPEG data: URL",
+        },
     },
 }
 VERDICT = {
@@ -106,6 +110,12 @@ HEALTH = {
         "versions": {"type": "object", "additionalProperties": {"type": "string"}},
         "target": {"type": "string"},
         "uploads_in_flight": {"type": "integer"},
+        "auth": {"type": "string", "enum": ["bearer", "none"], "description": "what /v1/* needs"},
+        "checks": {
+            "type": "object",
+            "description": "upload_folder and model_server: 'ok' or what is wrong",
+            "additionalProperties": {"type": "string"},
+        },
         "error": {"type": "string"},
     },
 }
@@ -138,7 +148,7 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "schema": {"type": "boolean", "default": False},
-                            "description": "add a small JPEG of each scored face crop",
+                            "description": "add each person's representative face to its track",
                         }
                     ],
                     "requestBody": {
@@ -166,18 +176,27 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Verdict"}}
                             },
                         },
-                        "400": _error("not a readable image or video, empty, or malformed upload"),
+                        "400": _error("malformed upload, no file field, or a file the model cannot use"),
+                        "401": _error("no or wrong 'Authorization: Bearer' token (when one is required)"),
                         "404": _error("the model or the targeted version or label does not exist"),
+                        "408": _error("the upload stalled or took longer than the body deadline"),
                         "413": _error(f"the upload is larger than {max_upload_bytes} bytes"),
-                        "415": _error("not a supported image or video type, or not multipart/form-data"),
-                        "503": _error("the model server is down, or the gateway is busy"),
+                        "415": _error(
+                            "the input gate refuses the file (not an image or a video, corrupt, truncated, "
+                            "too large to decode, empty), or the body is not multipart/form-data"
+                        ),
+                        "429": _error("this client already has its share of uploads in flight"),
+                        "503": _error(
+                            "the model server is down, the gateway is busy, or it cannot store uploads"
+                        ),
                         "504": _error("the model server did not answer in time"),
+                        "507": _error("no room left in the gateway's upload folder"),
                     },
                 }
             },
             "/healthz": {
                 "get": {
-                    "summary": "Whether the model server answers, and which version is stable",
+                    "summary": "Can uploads be stored, does the model server answer; the stable version",
                     "operationId": "health",
                     "responses": {
                         "200": {
@@ -187,11 +206,20 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                             },
                         },
                         "503": {
-                            "description": "the model server does not answer",
+                            "description": "the upload folder is unusable or the model server is down",
                             "content": {
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
                             },
                         },
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (requests, uploads, scans, verdicts, slots)",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {"description": "text exposition format", "content": {"text/plain": {}}}
                     },
                 }
             },

@@ -6,10 +6,10 @@ chunk, the size limit is enforced on the bytes received (``Content-Length`` is o
 refusal), and on any failure (too large, bad multipart, the client hanging up) the partial file is
 removed before the error propagates. The caller removes the file after the scan (``Upload.remove``).
 
-Whether an upload is accepted, and as what, is decided in one place (:func:`accept_media`): today
-its name's suffix, then its declared content type, then its first bytes; once the client's one
-input gate (``deepfake_client.inputs.detect_kind``) exists, that. The temporary file gets the
-matching suffix, which is how the client tells videos from images.
+Whether an upload is accepted, and as what, is decided by the client's one input gate
+(``deepfake_client.inputs.detect_kind``, from the content, on a worker thread), exactly as for
+``deepfake-scan``: neither the file's name nor its declared type counts. A file the gate refuses
+is a 415 with the gate's one-line reason.
 
 A full disk is a 507 and an upload folder that cannot be written (read-only, missing rights) a 503,
 each with a plain message (:func:`storage_error`); :func:`check_upload_dir` is the health check.
@@ -23,32 +23,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from deepfake_client.errors import DeepfakeError, InvalidInputError, ServerUnavailableError
-from deepfake_client.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024  # a non-file form field (none is used; a bound so none can be abused)
-SNIFF_BYTES = 64
-
-CONTENT_TYPE_SUFFIXES = {
-    "image/jpeg": ".jpg",
-    "image/pjpeg": ".jpg",
-    "image/png": ".png",
-    "image/bmp": ".bmp",
-    "image/webp": ".webp",
-    "image/tiff": ".tiff",
-    "video/mp4": ".mp4",
-    "video/quicktime": ".mov",
-    "video/x-msvideo": ".avi",
-    "video/avi": ".avi",
-    "video/x-matroska": ".mkv",
-    "video/webm": ".webm",
-    "video/x-m4v": ".m4v",
-    "video/mpeg": ".mpg",
-    "image/gif": ".gif",
-}
-# Decoded frame by frame like a video (OpenCV reads GIFs through FFmpeg), as deepfake-scan does.
-ANIMATION_SUFFIXES = frozenset({".gif"})
-GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 class UploadTooLargeError(InvalidInputError):
@@ -135,66 +112,19 @@ class Upload:
         self.path.unlink(missing_ok=True)
 
 
-def sniff_suffix(head: bytes) -> str | None:
-    """A file suffix for the media type the first bytes of a file show, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if head.startswith(b"BM") and len(head) >= 26:
-        return ".bmp"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return ".avi"
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return ".tiff"
-    if head[4:8] == b"ftyp":
-        return ".mov" if head[8:10] == b"qt" else ".mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return ".webm" if b"webm" in head else ".mkv"
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return ".mpg"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return ".gif"
-    return None
-
-
-def accept_media(path: pathlib.Path, filename: str, content_type: str, head: bytes) -> str:
-    """Whether the received file at ``path`` is accepted; the suffix its temporary file gets.
-
-    The one place that decides (see the module docstring); ``path`` is for the client's input gate.
+def accept_media(path: pathlib.Path, filename: str) -> str:
+    """``"image"`` or ``"video"`` for the received file at ``path`` (blocking: it may decode a little).
 
     Raises:
-        UnsupportedMediaError: not a supported image or video.
-        InvalidInputError: the file is empty.
+        UnsupportedMediaError: the input gate refuses it (neither, corrupt, truncated, a bomb, empty).
     """
-    return media_suffix(filename, content_type, head)
+    from deepfake_client.inputs import detect_kind
 
-
-def media_suffix(filename: str, content_type: str, head: bytes) -> str:
-    """The suffix the temporary file gets: from the name, else the content type, else the bytes.
-
-    Raises:
-        UnsupportedMediaError: nothing says this is a supported image or video.
-        InvalidInputError: the file is empty.
-    """
-    if not head:
-        raise InvalidInputError(f"{filename or 'the upload'}: the file is empty")
-    suffix = pathlib.PurePath(filename).suffix.lower()
-    if suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES or suffix in ANIMATION_SUFFIXES:
-        return suffix
-    declared = content_type.split(";")[0].strip().lower()
-    if declared in CONTENT_TYPE_SUFFIXES:
-        return CONTENT_TYPE_SUFFIXES[declared]
-    sniffed = sniff_suffix(head)
-    if sniffed and (not suffix or declared in GENERIC_CONTENT_TYPES):
-        return sniffed
-    what = ", ".join(x for x in (suffix, declared) if x) or "no type given"
-    known = " ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES | ANIMATION_SUFFIXES))
-    raise UnsupportedMediaError(
-        f"{filename or 'the upload'}: not a supported image or video ({what}); supported: {known}"
-    )
+    try:
+        return detect_kind(path)
+    except InvalidInputError as err:
+        reason = str(err).replace(str(path), filename or "the upload")
+        raise UnsupportedMediaError(reason) from err
 
 
 async def receive_upload(
@@ -218,6 +148,7 @@ async def receive_upload(
         InvalidInputError: no file part, an empty file, more than one file, or malformed multipart.
         ClientGoneError: the client disconnected mid-upload.
     """
+    import anyio
     from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser, parse_options_header
     from starlette.requests import ClientDisconnect
@@ -246,7 +177,6 @@ async def receive_upload(
         "filename": "",
         "content_type": "",
         "size": 0,
-        "head": b"",
     }
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -283,8 +213,6 @@ async def receive_upload(
                 raise InvalidInputError("a form field is too large")
             return
         chunk = data[start:end]
-        if len(state["head"]) < SNIFF_BYTES:
-            state["head"] += chunk[: SNIFF_BYTES - len(state["head"])]
         # A write of one chunk to the page cache: microseconds, not worth a thread hop.
         os.write(state["fd"], chunk)
         state["size"] += len(chunk)
@@ -323,8 +251,8 @@ async def receive_upload(
             raise InvalidInputError(f"no file in the upload (send it in a form field named {FILE_FIELD!r})")
         os.close(state["fd"])
         state["fd"] = None
-        suffix = accept_media(state["path"], state["filename"], state["content_type"], state["head"])
-        path = state["path"].with_suffix(suffix)
+        kind = await anyio.to_thread.run_sync(accept_media, state["path"], state["filename"])
+        path = state["path"].with_suffix(f".{kind}")
         try:
             os.replace(state["path"], path)
         except OSError as err:
@@ -336,10 +264,7 @@ async def receive_upload(
         if state["path"] is not None:
             state["path"].unlink(missing_ok=True)
         raise
-    kind_name = "image" if suffix in IMAGE_SUFFIXES else "video"
-    return Upload(
-        path, state["filename"] or f"upload{suffix}", state["content_type"], state["size"], kind_name
-    )
+    return Upload(path, state["filename"] or "upload", state["content_type"], state["size"], kind)
 
 
 def _make_temp(directory: pathlib.Path) -> tuple[int, pathlib.Path]:
