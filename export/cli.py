@@ -25,16 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-name", default=MODEL_NAME, help=f"model directory name (default {MODEL_NAME})"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and TensorFlow's and native libraries' own logs"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from export.version import export_run
+    from training.quiet import quiet_tensorflow
 
-        result = export_run(args.run, args.repository, version=args.version, model_name=args.model_name)
+    try:
+        with quiet_tensorflow(debug=args.debug):  # before TensorFlow is imported
+            from export.version import export_run
+
+            result = export_run(args.run, args.repository, version=args.version, model_name=args.model_name)
     except DeepfakeError as err:
         return report_error("deepfake-export", err, debug=args.debug)
     if args.json:

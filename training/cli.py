@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 
@@ -24,22 +23,26 @@ DATASETS = ("dfdc", "ffpp", "celebdf", "folder")
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and TensorFlow's and native libraries' own logs"
+    )
 
 
 def _run(
     prog: str, args: argparse.Namespace, command: Callable[[], dict], show: Callable[[dict], None]
 ) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
-        stream=sys.stderr,
-        format=f"{prog}: %(message)s",
-    )
-    try:
-        result = command()
-    except DeepfakeError as err:
-        return report_error(prog, err, debug=args.debug)
+    from training.quiet import quiet_tensorflow
+
+    with quiet_tensorflow(debug=args.debug):  # before TensorFlow is imported by the command
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            stream=sys.stderr,
+            format=f"{prog}: %(message)s",
+        )
+        try:
+            result = command()
+        except DeepfakeError as err:
+            return report_error(prog, err, debug=args.debug)
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

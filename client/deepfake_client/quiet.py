@@ -72,5 +72,8 @@ def native_stderr_silenced(*, debug: bool = False) -> Iterator[None]:
                 sys.stderr.flush()
             sys.stderr = previous
         os.dup2(saved, 2)
-        os.close(saved)
         os.close(devnull)
+        if not redirect:
+            os.close(saved)
+        # else ``saved`` stays open: a logging handler made inside holds the stream on it, and its
+        # late lines must still reach the terminal, not whatever file takes the number next.
