@@ -5,13 +5,16 @@ publish version 1 -> serve it with the dev server -> scan new sample videos with
 gRPC and REST -> print the verdicts. Everything lands in ``--out``; the verdicts also as JSON.
 The model learns blending artefacts on generated faces: it shows the pipeline works, it is not a
 detector of real deepfakes.
+
+``--out`` is a folder the demo creates (it writes a marker file, ``MARKER``, into it) or an empty
+one. A later run replaces only what the demo wrote there; a non-empty folder without the marker
+(``--out .``, a home folder) is refused, and nothing in it is touched.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import pathlib
 import shutil
 import sys
@@ -19,18 +22,47 @@ import time
 
 import orjson
 
-from deepfake_client.errors import DeepfakeError, report_error
+from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
 from serving.devserver.launcher import start_devserver, stop_devserver
+
+MARKER = ".deepfake-demo"
+# What a run writes into --out: a later run replaces these, and only these.
+OUTPUTS = ("data", "crops", "runs", "models", "samples", "devserver.log", "verdicts.json")
 
 
 def log(line: str) -> None:
     print(f"deepfake-demo: {line}", file=sys.stderr, flush=True)
 
 
+def claim_output(out: pathlib.Path) -> None:
+    """Make ``out`` the demo's folder: create it, or take an empty one, or clear a previous run's
+    outputs (``OUTPUTS``) from a folder with the demo's marker. Anything else is refused.
+
+    Raises:
+        InvalidInputError: ``out`` is a file, or a non-empty folder the demo did not create.
+    """
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out}: a file, not a folder")
+    if out.is_dir() and not (out / MARKER).is_file() and any(out.iterdir()):
+        raise InvalidInputError(
+            f"--out {out}: a folder with files that deepfake-demo did not create; nothing was touched "
+            "(give a new or empty folder)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    (out / MARKER).write_text("made by deepfake-demo: a later run replaces " + ", ".join(OUTPUTS) + "\n")
+
+
 def run_demo(
     out: pathlib.Path, *, videos_per_class: int = 24, frames: int = 10, sample_pairs: int = 3, seed: int = 0
 ) -> dict:
-    """Run the chain into ``out`` (emptied first); return the summary that is also written as JSON."""
+    """Run the chain into ``out`` (see ``claim_output``); return the summary also written as JSON."""
+    claim_output(out)  # first: a refusal costs no time
     from deepfake_client import DetectorClient
     from deepfake_client.verdict import format_table
     from serving.rollout import Rollout
@@ -39,9 +71,6 @@ def run_demo(
     from training.synthetic import generate_dataset, synthetic_frames, write_video
     from training.train import train
 
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     timings: dict[str, float] = {}
 
     def stage(name: str, start: float) -> None:
@@ -125,16 +154,27 @@ def run_demo(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepfake-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="demo-output", help="working folder (emptied first)")
+    parser.add_argument(
+        "--out",
+        default="demo-output",
+        help="working folder: created, or empty, or one a previous run made (its outputs are replaced); "
+        "any other folder is refused",
+    )
     parser.add_argument("--videos-per-class", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and TensorFlow's and native libraries' own logs"
+    )
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.quiet import quiet_tensorflow
+
     try:
         # With --json, stdout carries the JSON summary only: the verdict table goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        with (
+            quiet_tensorflow(debug=args.debug),
+            contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout),
+        ):
             summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
     except DeepfakeError as err:
         return report_error("deepfake-demo", err, debug=args.debug)
