@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import pathlib
 import sys
 
@@ -41,20 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show tracebacks, debug logs and TensorFlow's own logs"
     )
     return p
-
-
-def quiet_native_logs(debug: bool) -> None:
-    """Keep TensorFlow's and absl's native start-up noise (cuInit, cuDNN/cuFFT factories, the
-    computation placer) off the terminal unless ``--debug``; call before TensorFlow is imported."""
-    if debug:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")  # no GPU is used; avoids the cuInit probe
-    for name in ("tensorflow", "absl", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def read_ssl_config(path: str):  # type: ignore[no-untyped-def]
@@ -170,9 +155,19 @@ def options_from(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the dev server until SIGTERM; 0 on a clean shutdown."""
+    """Run the dev server until SIGTERM; 0 on a clean shutdown.
+
+    TensorFlow's and absl's native start-up lines stay off the terminal unless ``--debug``
+    (``training.quiet``, entered before TensorFlow is imported).
+    """
+    from training.quiet import quiet_tensorflow
+
     args = build_parser().parse_args(argv)
-    quiet_native_logs(args.debug)
+    with quiet_tensorflow(debug=args.debug):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         stream=sys.stderr,

@@ -92,7 +92,11 @@ def test_bad_requests_get_tf_serving_texts(body, expected):
 def test_large_integers_to_float_and_missing_named_input():
     # json_tensor.cc casts any number to float (its precision check was removed upstream in 2021).
     _, inputs, _ = parse('{"inputs": [16777217, 1e39]}', x=tfs_pb2.DT_FLOAT)
-    assert inputs["x"].dtype == np.float32 and inputs["x"][0] == np.float32(16777217) and np.isinf(inputs["x"][1])
+    assert (
+        inputs["x"].dtype == np.float32
+        and inputs["x"][0] == np.float32(16777217)
+        and np.isinf(inputs["x"][1])
+    )
     message = error_of('{"inputs": {"a": [1.0]}}', a=tfs_pb2.DT_FLOAT, b=tfs_pb2.DT_FLOAT)
     assert message == "Missing named input: b in 'inputs' object."
     message = error_of('{"instances": [1.0, 2.0]}', a=tfs_pb2.DT_FLOAT, b=tfs_pb2.DT_FLOAT)
