@@ -29,7 +29,10 @@ from deepfake_client.errors import (
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRY_FOR_S = 30.0  # how long a client rides out an unreachable server (a restart)
-DEFAULT_RESOLVE_TTL_S = 30.0  # how long a label's (or "latest"'s) version number is trusted
+# How long a label's (or "latest"'s) version number is trusted without asking again. gRPC answers
+# name their version, but a REST answer does not: a REST client sends to the version it resolved,
+# so after a label moves it may be answered by the version the label left for up to this long.
+DEFAULT_RESOLVE_TTL_S = 1.0
 UNKNOWN_LABEL_TEXT = "Unrecognized servable version label"
 
 T = TypeVar("T")
