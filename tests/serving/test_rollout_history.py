@@ -121,6 +121,13 @@ def check(load: Load, rollout: Timeline) -> None:
     assert load.errors == [], load.errors[:5]
     assert len(load.answers) > 50
     wrong = load.wrong_answers(rollout.stable_windows(first=1))
+    counts: dict[str, int] = {}
+    for kind, *_ in load.answers:
+        counts[kind] = counts.get(kind, 0) + 1
+    print(
+        f"load: {len(load.answers)} answers, {len(load.errors)} failed, {len(wrong)} from a version not "
+        f"stable then; per client: {counts}; versions seen: {load.versions()}"
+    )
     assert wrong == [], wrong[:5]
 
 
