@@ -118,6 +118,14 @@ def stop_gateway(gateway: GatewayProcess) -> int:
 
 
 MAX_UPLOAD_MB = 8
+SCREENSHOTS: list[pathlib.Path] = []  # saved by the browser test, listed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if SCREENSHOTS:
+        terminalreporter.section("deepfake-web screenshots")
+        for path in SCREENSHOTS:
+            terminalreporter.write_line(str(path))
 
 
 @pytest.fixture(scope="session")

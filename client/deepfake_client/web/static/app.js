@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "deepfake-web-token";
 const COLOURS = ["#1a56db", "#b3261e", "#1e7b34", "#7a5b00", "#6b21a8", "#0e7490"];
+const DASHES = [["", "solid"], ["8 4", "dashed"], ["2 3", "dotted"]]; // overlapping lines stay apart
 const HEALTH_EVERY_MS = 10000;
 const FORMATS = "a video (MP4, MOV, WebM, AVI, MKV, GIF) or an image (JPEG, PNG, WebP, BMP, TIFF)";
 
@@ -30,6 +31,16 @@ function token() { return sessionStorage.getItem(TOKEN_KEY); }
 function pct(p) { return p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)} %`; }
 function personName(track) { return `Person ${track + 1}`; }
 function colourOf(index) { return COLOURS[index % COLOURS.length]; }
+function dashOf(index) { return DASHES[index % DASHES.length]; }
+// 0, 1, 2, 3, 7, 8 -> "0–3, 7–8"
+function frameRanges(frames) {
+  const runs = [];
+  for (const f of [...new Set(frames)].sort((a, b) => a - b)) {
+    const last = runs[runs.length - 1];
+    if (last && f === last[1] + 1) last[1] = f; else runs.push([f, f]);
+  }
+  return runs.map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`)).join(", ");
+}
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -201,7 +212,7 @@ function showPeople(v) {
     text.append(el("p", { class: `label ${t.label}` }, `${t.label} · ${pct(t.score)}`));
     const frames = members.map((f) => f.frame_index);
     const where = v.kind === "video"
-      ? `frames ${t.first_frame}–${t.last_frame} (${members.length} sampled: ${frames.join(", ")}), ` +
+      ? `in ${members.length} of ${v.frames} sampled frames (frames ${frameRanges(frames)}), ` +
         `${members[0].timestamp_s.toFixed(2)}–${members[members.length - 1].timestamp_s.toFixed(2)} s`
       : `face ${t.track + 1} of ${v.tracks.length}`;
     text.append(el("p", { class: "muted frames" }, where));
@@ -229,18 +240,19 @@ function showPlot(v) {
   const legend = $("legend");
   legend.replaceChildren();
   v.tracks.forEach((t, index) => {
-    const colour = colourOf(index);
+    const colour = colourOf(index), [dash, dashStyle] = dashOf(index);
     const members = facesOf(v, t.track).sort((a, b) => a.timestamp_s - b.timestamp_s);
-    svg.append(svgEl("polyline", { class: "person-line", "data-track": t.track, fill: "none", stroke: colour, "stroke-width": 2,
+    svg.append(svgEl("polyline", { class: "person-line", "data-track": t.track, fill: "none", stroke: colour,
+      "stroke-width": 2.5, "stroke-dasharray": dash,
       points: members.map((f) => `${x(f.timestamp_s)},${y(f.fake_probability)}`).join(" ") }));
     for (const f of members) {
-      const dot = svgEl("circle", { cx: x(f.timestamp_s), cy: y(f.fake_probability), r: 4, fill: colour, tabindex: 0 });
+      const dot = svgEl("circle", { cx: x(f.timestamp_s), cy: y(f.fake_probability), r: 3.5 - index % 2, fill: colour, tabindex: 0 });
       dot.append(svgEl("title", {}, `${personName(t.track)} at ${f.timestamp_s.toFixed(2)} s: ${pct(f.fake_probability)}`));
       dot.addEventListener("click", () => seek(f.timestamp_s));
       svg.append(dot);
     }
     const item = el("li", { "data-track": t.track });
-    item.append(el("span", { class: "swatch", style: `background:${colour}` }));
+    item.append(el("span", { class: "swatch", style: `border-top-color:${colour};border-top-style:${dashStyle}` }));
     item.append(document.createTextNode(`${personName(t.track)} · ${t.label} ${pct(t.score)}`));
     legend.append(item);
   });
