@@ -16,8 +16,10 @@ from deepfake_client import contract
 from deepfake_client._proto import tfs_pb2
 from deepfake_client.tensors import make_tensor_proto
 
-DEFAULT_BATCH_SIZES = (1, 8, 32)
-ENCODED_BATCH_SIZES = (1, 8)
+# Every allowed_batch_sizes of serving/batching_parameters.txt (tests/test_deploy.py checks): the
+# batcher pads each batch to one of them, so each is a shape the first real request could meet.
+DEFAULT_BATCH_SIZES = (1, 8, 32, 64)
+ENCODED_BATCH_SIZES = DEFAULT_BATCH_SIZES
 
 
 def predict_log(

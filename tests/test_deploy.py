@@ -97,11 +97,11 @@ def test_batching_and_monitoring_files_parse() -> None:
     assert monitoring.prometheus_config.enable
 
 
-def test_warmup_batch_sizes_are_allowed_batch_sizes() -> None:
-    from export.warmup import DEFAULT_BATCH_SIZES
+def test_warmup_covers_every_allowed_batch_size() -> None:
+    from export.warmup import DEFAULT_BATCH_SIZES, ENCODED_BATCH_SIZES
 
     text = (ROOT / "serving/batching_parameters.txt").read_text()
     allowed = {
         int(line.split(":")[1]) for line in text.splitlines() if line.startswith("allowed_batch_sizes")
     }
-    assert set(DEFAULT_BATCH_SIZES) <= allowed
+    assert set(DEFAULT_BATCH_SIZES) == set(ENCODED_BATCH_SIZES) == allowed
