@@ -73,7 +73,9 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_replicas_serve_the_shared_repository_like_compose() -> None:
-    deployment = next(d for d in documents() if d["kind"] == "Deployment")
+    deployment = next(
+        d for d in documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "tfserving"
+    )
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     version = re.search(r"^TF_SERVING_VERSION=(.+)$", (ROOT / ".env").read_text(), re.M).group(1)
     assert container["image"] == f"tensorflow/serving:{version}-gpu"
@@ -95,3 +97,20 @@ def test_configmap_matches_the_serving_files() -> None:
     assert strip(config["data"]["monitoring.config"]) == strip(
         (ROOT / "serving/monitoring.config").read_text()
     )
+
+
+def test_autoscaler_targets_tfserving_and_keeps_the_disruption_budget() -> None:
+    hpa = next(d for d in documents() if d["kind"] == "HorizontalPodAutoscaler")
+    pdb = next(d for d in documents() if d["kind"] == "PodDisruptionBudget")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "tfserving",
+    }
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]  # a drain never takes the last replica
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300  # loads are slow
+
+
+def test_the_repository_volume_does_not_promise_s3() -> None:
+    text = (K8S / "pvc.yaml").read_text()
+    assert "s3:// does NOT work" in text and "gs://" in text
