@@ -78,17 +78,25 @@ def test_client_cli_examples(devserver, face_video, face_image, tmp_path: pathli
     (tmp_path / "videos").mkdir()
     shutil.copy(face_video, tmp_path / "videos" / "a.mp4")
     scans = commands(section("Using the client"), "deepfake-scan")
-    assert len(scans) == 2
+    assert len(scans) == 3
     for command in scans:
         command = command.replace("grpc://tfserving:8500", devserver.grpc_url)
-        command = command.replace("http://tfserving:8501", devserver.rest_url).replace("> submission.csv", "")
+        command = command.replace("http://tfserving:8501", devserver.rest_url)
+        # no shell here: the redirection is done below
+        command, redirect, target = re.fullmatch(r"(.*?)(?:\s*(>>|>)\s*(\S+))?", command).groups()
         out = run(command, tmp_path).stdout
-        if "--json" in command:
+        if redirect:
+            with (tmp_path / target).open("a" if redirect == ">>" else "w") as handle:
+                handle.write(out)
+        if "--resume" in command:
+            assert out == ""  # both files already have a verdict in verdicts.jsonl
+        elif "--json" in command:
             rows = [json.loads(line) for line in out.splitlines()]
             assert len(rows) == 2 and {r["label"] for r in rows} <= {"FAKE", "REAL"}
         else:
             lines = out.splitlines()
-            assert lines[0] == "filename,label" and lines[1].startswith("a.mp4,")
+            assert lines[0] == "filename,label,error" and lines[1].startswith("a.mp4,")
+    assert len((tmp_path / "verdicts.jsonl").read_text().splitlines()) == 2
 
 
 def test_client_installs_without_tensorflow(tmp_path: pathlib.Path) -> None:
