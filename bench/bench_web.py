@@ -10,6 +10,9 @@ H.264 with one moving face. Rows:
   clips per second; goal: >= 0.85x.
 - the gateway's peak resident memory (/proc VmHWM) during the 8 concurrent uploads vs its resident
   memory when warm; goal: <= 1.5x (uploads stream to disk, frames are decoded one at a time).
+- 8 uploads at once while 20 stalled clients (headers and a first chunk, then silence, each from
+  its own 127.0.0.x address) hold receiving slots vs the same 8 with nobody stalling, interleaved
+  rounds, medians; goal: >= 0.8x (stalled uploads hold no scan slot).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 MODEL = "deepfake_detector"
 CONCURRENCY = 2
 UPLOADS = 8
+STALLED = 20
 
 
 def _write_clip(path: pathlib.Path, seconds: float, fps: int = 25) -> None:
@@ -68,6 +72,31 @@ def _start_gateway(server: str, tmp: pathlib.Path) -> tuple[subprocess.Popen, st
             time.sleep(0.2)
     process.kill()
     raise RuntimeError((tmp / "gateway.log").read_text())
+
+
+def _receiving(url: str) -> float:
+    import httpx
+
+    from tests.web.conftest import metric
+
+    return metric(httpx.get(f"{url}/metrics").text, "deepfake_web_slots_in_use", stage="receiving")
+
+
+def _with_stalled(port: int, url: str, measure) -> float:  # type: ignore[no-untyped-def]
+    """``measure()`` while ``STALLED`` clients hold a receiving slot each (well within the idle timeout)."""
+    from tests.web.conftest import stall_upload
+
+    sockets = [stall_upload(port, f"127.0.0.{2 + i}") for i in range(STALLED)]
+    try:
+        deadline = time.monotonic() + 5
+        while _receiving(url) < STALLED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _receiving(url) != STALLED:
+            raise RuntimeError(f"expected {STALLED} stalled uploads in the gateway, saw {_receiving(url)}")
+        return measure()
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def run(quick: bool) -> list[dict]:
@@ -124,6 +153,17 @@ def run(quick: bool) -> list[dict]:
                 with ThreadPoolExecutor(CONCURRENCY) as pool:
                     list(pool.map(lambda _: client.scan(clip), range(UPLOADS)))
                 direct_rate = UPLOADS / (time.perf_counter() - start)
+
+                def rate() -> float:
+                    start = time.perf_counter()
+                    with ThreadPoolExecutor(UPLOADS) as pool:
+                        list(pool.map(upload, range(UPLOADS)))
+                    return UPLOADS / (time.perf_counter() - start)
+
+                plain, attacked = [], []
+                for _ in range(rounds):
+                    plain.append(rate())
+                    attacked.append(_with_stalled(int(url.rsplit(":", 1)[1]), url, rate))
         finally:
             gateway.terminate()
             gateway.wait(30)
@@ -144,6 +184,14 @@ def run(quick: bool) -> list[dict]:
             "baseline": direct_rate,
             "baseline_name": f"client on {CONCURRENCY} threads",
             "goal": ">= 0.85x",
+        },
+        {
+            "name": f"web {UPLOADS} concurrent clips, {STALLED} stalled clients",
+            "value": sorted(attacked)[len(attacked) // 2],
+            "unit": "clips/s",
+            "baseline": sorted(plain)[len(plain) // 2],
+            "baseline_name": "same, no stalled clients",
+            "goal": ">= 0.8x",
         },
         {
             "name": f"web peak RSS, {UPLOADS} concurrent 10s clips",
