@@ -62,6 +62,22 @@ def test_compose_serves_the_repository_on_a_gpu() -> None:
     assert service["environment"]["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
 
 
+def test_compose_web_needs_a_token_and_its_tmpfs_holds_every_upload_slot() -> None:
+    compose = load_compose("docker-compose.yml")
+    service = compose["services"]["web"]
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in service["command"])
+    slots = int(flags["max-receiving"]) + int(flags["max-waiting"]) + int(flags["concurrency"])
+    (tmpfs,) = service["tmpfs"]
+    mount, options = tmpfs.split(":", 1)
+    size_mb = int(dict(o.split("=") for o in options.split(","))["size"].removesuffix("m"))
+    assert flags["upload-dir"].startswith(mount + "/")
+    assert size_mb >= float(flags["max-upload-mb"]) * slots
+    assert "insecure" not in flags and flags["host"] == "0.0.0.0"
+    assert service["environment"]["DEEPFAKE_WEB_TOKEN_FILE"] == "/run/secrets/web_token"
+    assert service["secrets"] == ["web_token"] and "web_token" in compose["secrets"]
+    assert service["ports"] == ["${WEB_BIND_ADDRESS:-127.0.0.1}:${WEB_PORT:-8080}:8080"]
+
+
 def test_cpu_override_drops_the_gpu() -> None:
     service = load_compose("docker-compose.cpu.yml")["services"]["tfserving"]
     assert not service["image"].endswith("-gpu")
