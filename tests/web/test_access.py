@@ -6,6 +6,7 @@ These need no model: a gateway whose model server is down still checks tokens an
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
 import ssl
@@ -176,3 +177,36 @@ def test_bad_tls_files_are_one_line_errors(pki: pathlib.Path, capsys) -> None:
     assert "TLS files cannot be used" in capsys.readouterr().err
     assert main([f"--tls-client-ca={pki / 'ca.pem'}", "--port=1"]) == 2
     assert "--tls-client-ca needs both" in capsys.readouterr().err
+
+
+def test_readme_token_commands(tmp_path: pathlib.Path) -> None:
+    """README's two token commands: make the token file, then scan with curl and the token."""
+    import re
+
+    from tests.conftest import ROOT
+
+    if shutil.which("curl") is None or shutil.which("openssl") is None:
+        pytest.skip("curl and openssl are needed")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The upload page") :]
+    section = section[: section.index("\n## ", 5)]
+    make_token, scan = (
+        line.split("  #")[0].strip()
+        for line in re.findall(r"```bash\n(.*?)```", section, re.S)[1].splitlines()
+    )
+    subprocess.run(["bash", "-c", make_token], cwd=tmp_path, check=True, timeout=30)
+    (tmp_path / "clip.mp4").write_text("not a clip")
+    gateway = start_gateway(
+        f"grpc://127.0.0.1:{free_port()}",
+        tmp_path / "gw",
+        f"--auth-token-file={tmp_path / 'secrets/web_token'}",
+    )
+    try:
+        command = scan.replace("http://localhost:8080", gateway.url)
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, capture_output=True, timeout=60, check=True
+        )
+        assert json.loads(done.stdout)["error"]["status"] == 415  # past the token: the upload is judged
+        assert len((tmp_path / "secrets/web_token").read_text().strip()) == 64
+    finally:
+        stop_gateway(gateway)
