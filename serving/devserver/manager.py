@@ -129,12 +129,17 @@ class ModelManager:
                 )
 
     def _ready(self, name: str) -> bool:
-        """ServableRequest::Latest(name) reached AVAILABLE or END (call with the lock held)."""
+        """ServableRequest::Latest(name) reached AVAILABLE or END, and no version of it is still
+        loading (call with the lock held)."""
         entry = self._models.get(name)
         if entry is None or not entry.aspired:
             return False
         latest = entry.versions.get(max(entry.aspired))
-        return latest is not None and latest.state in (AVAILABLE, END)
+        if latest is None or latest.state not in (AVAILABLE, END):
+            return False
+        return not any(
+            entry.versions[v].state in (START, LOADING) for v in entry.aspired if v in entry.versions
+        )
 
     def _validated_labels(self, config: tfs_pb2.ModelServerConfig) -> dict[str, dict[str, int]]:
         labels: dict[str, dict[str, int]] = {}

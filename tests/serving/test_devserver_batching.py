@@ -236,12 +236,12 @@ def test_cli_refuses_invalid_batching_parameters(tmp_path, capsys):
     bad = tmp_path / "batching.txt"
     bad.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\n")
     argv = [
-        "--port=0",
+        "--port=1",  # never bound: the parameters are refused first
         "--model_base_path=/nonexistent",
         "--enable_batching",
         f"--batching_parameters_file={bad}",
     ]
-    assert main(argv) == 1
+    assert main(argv) == 2  # invalid input (Contract 5)
     assert capsys.readouterr().err.strip() == (
         "error: Last entry in allowed_batch_sizes must match max_batch_size; last entry was 4; expected 8"
     )
