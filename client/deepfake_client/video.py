@@ -23,6 +23,7 @@ DEFAULT_FRAMES = 32
 MAX_IMAGE_PIXELS = 50_000_000  # refused from the header, before decoding
 SEEK_MIN_GAP_S = 8.0  # auto mode seeks when samples are at least this far apart (seconds)
 SEEK_MIN_GAP_FRAMES = 30  # ... and, while seeking, decodes forward over gaps shorter than this
+DECODERS = ("auto", "pyav", "opencv")  # auto: PyAV when it can read the file, else OpenCV
 PREFETCH_DEPTH = 2  # decoded frames waiting for the consumer in prefetch_frames
 
 
@@ -61,12 +62,15 @@ def sample_frames(
     *,
     per_second: float | None = None,
     seek: bool | None = None,
+    decoder: str = "auto",
 ) -> Iterator[Frame]:
     """Yield ``count`` evenly spaced frames of the video at ``path`` (or ``per_second`` frames a second).
 
     Only the sampled frames are converted to RGB and only one is held at a time. Short clips are
-    decoded straight through with ``grab``/``retrieve`` (every frame passes the codec, but cheaply);
-    with far-apart samples each sample is reached by seeking instead. OpenCV's seek decodes from the
+    decoded straight through: by PyAV when it can read the file (``decoder="auto"``), which skips
+    the non-reference frames that are not sampled (``decoding.PyAVVideo``: the same frames, indices
+    and timestamps as OpenCV, about a third less CPU on x264 clips), else by OpenCV with
+    ``grab``/``retrieve``. With far-apart samples each sample is reached by seeking instead. OpenCV's seek decodes from the
     keyframe before the target, so it only wins when samples are several keyframe intervals apart;
     ``seek=None`` seeks when samples are at least ``SEEK_MIN_GAP_S`` apart. (Measured on 60 s 720p
     H.264 with 32 samples, 1.9 s apart: streaming 1.3 s, seeking 1.5 s with 2 s keyframe intervals
@@ -74,16 +78,71 @@ def sample_frames(
     The frame count in a container's metadata can be wrong: reading stops cleanly at the real end,
     and the frames sampled are those that exist.
 
+    ``decoder``: ``auto`` (PyAV, else OpenCV), ``pyav`` or ``opencv`` (seeking is always OpenCV's).
+
     Raises:
         NotFoundError: the file does not exist.
         InvalidInputError: the file is empty, not a video, has no decodable frame, or ``count`` is
             not positive.
     """
-    import cv2
-
     path = _check_file(path)
     if per_second is None and count < 1:
         raise InvalidInputError(f"the number of frames to sample must be positive, got {count}")
+    if per_second is not None and per_second <= 0:
+        raise InvalidInputError(f"frames per second must be positive, got {per_second}")
+    if decoder not in DECODERS:
+        raise InvalidInputError(f"unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
+    if decoder != "opencv":
+        from deepfake_client.decoding import open_video
+
+        video = open_video(path)
+        if video is None and decoder == "pyav":
+            raise InvalidInputError(f"{path}: PyAV cannot read a video in this file (is PyAV installed?)")
+        if video is not None:
+            try:
+                wanted = _wanted(path, video.frame_count, video.fps, count, per_second)
+                if not _seeks(seek, video.frame_count, video.fps, wanted):
+                    yield from _frames(path, video.frames(wanted), video.fps)
+                    return
+            finally:
+                video.close()
+    yield from _sample_with_opencv(path, count, per_second, seek)
+
+
+def _wanted(
+    path: pathlib.Path, frame_count: int, fps: float, count: int, per_second: float | None
+) -> list[int]:
+    """The indices to sample: ``count`` evenly spaced, or ``per_second`` a second."""
+    if frame_count <= 0:
+        raise InvalidInputError(f"{path}: the video has no frames")
+    if per_second is not None:
+        step = max(1.0, (fps or 25.0) / per_second)
+        return sorted({int(i) for i in np.arange(0, frame_count, step)})
+    return sample_indices(frame_count, count)
+
+
+def _seeks(seek: bool | None, frame_count: int, fps: float, wanted: list[int]) -> bool:
+    if seek is not None:
+        return seek
+    gap_s = (frame_count / max(1, len(wanted))) / (fps or 25.0)
+    return gap_s >= SEEK_MIN_GAP_S
+
+
+def _frames(path: pathlib.Path, decoded: Iterator[tuple[int, np.ndarray]], fps: float) -> Iterator[Frame]:
+    """``Frame``s of decoded ``(index, rgb)`` pairs, timestamped ``index / fps``; an error if none."""
+    produced = 0
+    for index, rgb in decoded:
+        produced += 1
+        yield Frame(index, index / fps if fps > 0 else 0.0, rgb)
+    if produced == 0:
+        raise InvalidInputError(f"{path}: no frame could be decoded (corrupt or truncated video?)")
+
+
+def _sample_with_opencv(
+    path: pathlib.Path, count: int, per_second: float | None, seek: bool | None
+) -> Iterator[Frame]:
+    import cv2
+
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
@@ -91,26 +150,14 @@ def sample_frames(
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if frame_count <= 0:
-            raise InvalidInputError(f"{path}: the video has no frames")
-        if per_second is not None:
-            if per_second <= 0:
-                raise InvalidInputError(f"frames per second must be positive, got {per_second}")
-            step = max(1.0, (fps or 25.0) / per_second)
-            wanted = sorted({int(i) for i in np.arange(0, frame_count, step)})
-        else:
-            wanted = sample_indices(frame_count, count)
-        if seek is None:
-            gap_s = (frame_count / max(1, len(wanted))) / (fps or 25.0)
-            seek = gap_s >= SEEK_MIN_GAP_S
-        frames = _seek_frames(capture, wanted) if seek else _stream_frames(capture, wanted)
-        produced = 0
-        for index, bgr in frames:
-            timestamp = index / fps if fps > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            produced += 1
-            yield Frame(index, float(timestamp), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        if produced == 0:
-            raise InvalidInputError(f"{path}: no frame could be decoded (corrupt or truncated video?)")
+        wanted = _wanted(path, frame_count, fps, count, per_second)
+        frames = (
+            _seek_frames(capture, wanted)
+            if _seeks(seek, frame_count, fps, wanted)
+            else _stream_frames(capture, wanted)
+        )
+        rgb = ((index, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)) for index, bgr in frames)
+        yield from _frames(path, rgb, fps)
     finally:
         capture.release()
 

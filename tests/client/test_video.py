@@ -255,3 +255,70 @@ def test_an_unreadable_image_is_invalid_input(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(video.np, "fromfile", refuse)
     with pytest.raises(InvalidInputError, match="locked.png: cannot read the image: Permission denied"):
         video.load_image(path)
+
+
+def _write_codec(path: pathlib.Path, codec: str, frames: list[np.ndarray], fps: int = 25) -> pathlib.Path:
+    from training.synthetic import write_video
+
+    write_video(path, frames, fps=fps, codec=codec)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, codec",
+    [
+        ("bframes.mp4", "libx264"),
+        ("matroska.mkv", "libx264"),
+        ("vp9.webm", "libvpx-vp9"),
+        ("xvid.avi", "mpeg4"),
+    ],
+)
+def test_pyav_and_opencv_give_the_same_frames(tmp_path: pathlib.Path, name: str, codec: str) -> None:
+    from training.synthetic import moving_face_frames
+
+    # x264's default preset makes B-frames, which PyAV skips when they are not sampled
+    path = _write_codec(tmp_path / name, codec, list(moving_face_frames(count=40, height=144, width=256)))
+    for options in ({"count": 32}, {"count": 5}, {"per_second": 3.0}):
+        ours = list(sample_frames(path, decoder="pyav", **options))  # type: ignore[arg-type]
+        theirs = list(sample_frames(path, decoder="opencv", **options))  # type: ignore[arg-type]
+        assert [f.index for f in ours] == [f.index for f in theirs] and ours
+        assert [f.timestamp_s for f in ours] == pytest.approx([f.timestamp_s for f in theirs])
+        for a, b in zip(ours, theirs, strict=True):
+            np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_pyav_skips_the_non_reference_frames_it_does_not_need(tmp_path: pathlib.Path) -> None:
+    import av
+
+    from deepfake_client.decoding import open_video
+    from training.synthetic import moving_face_frames
+
+    path = _write_codec(
+        tmp_path / "b.mp4", "libx264", list(moving_face_frames(count=60, height=144, width=256))
+    )
+    video = open_video(path)
+    assert video is not None and video.frame_count == 60
+    try:
+        wanted = sample_indices(60, 6)
+        assert [index for index, _ in video.frames(wanted)] == wanted
+    finally:
+        video.close()
+    with av.open(str(path)) as container:  # the frames some other frame is predicted from
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        references = sum(1 for _ in container.decode(stream))
+    assert references < 60
+    assert video.decoded <= references + len(wanted)  # the rest (B-frames nobody samples) never decoded
+
+
+def test_auto_falls_back_to_opencv_and_pyav_alone_says_why(
+    face_video: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import deepfake_client.decoding as decoding
+
+    monkeypatch.setattr(decoding, "open_video", lambda path: None)  # as without PyAV installed
+    assert [f.index for f in sample_frames(face_video, 4)] == sample_indices(50, 4)
+    with pytest.raises(InvalidInputError, match="PyAV"):
+        list(sample_frames(face_video, 4, decoder="pyav"))
+    with pytest.raises(InvalidInputError, match="unknown decoder"):
+        list(sample_frames(face_video, 4, decoder="ffmpeg"))
