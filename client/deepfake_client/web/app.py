@@ -258,6 +258,7 @@ def create_app(
         except DeepfakeError as err:
             health = {"model": client.target.model}
             checks["model_server"] = f"model server: {err}"
+        metrics.model_available.set(checks["model_server"] == "ok")
         health["checks"] = checks
         health["auth"] = "bearer" if token is not None else "none"
         health["uploads_in_flight"] = slots.receiving + slots.queued

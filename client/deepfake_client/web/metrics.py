@@ -14,6 +14,12 @@ One registry per app (two apps in one process do not share counters). What is co
 | ``deepfake_web_model_version`` | gauge | ``model``: the version that answered the last scan |
 | ``deepfake_web_slots_in_use`` | gauge | ``stage`` (receiving, waiting, scanning) |
 | ``deepfake_web_slots`` | gauge | ``stage``: the limits |
+| ``deepfake_web_fake_probability`` | histogram | ``model_version``, ``target``: every scored face |
+| ``deepfake_web_version_scan_seconds`` | histogram | ``model_version``: scan time, by who answered |
+| ``deepfake_web_model_available`` | gauge | 1 if the last health check or scan reached a version |
+
+TF Serving's own metrics carry no version label; the per-version ones here are what the dashboard
+(deploy/monitoring) compares a canary and stable with.
 
 The NO_FACE rate over any window is also
 ``rate(deepfake_web_verdicts_total{label="NO_FACE"}[5m]) / rate(deepfake_web_verdicts_total[5m])``.
@@ -26,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 SCAN_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+PROBABILITY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 NO_FACE_WINDOW = 100
 REFUSAL_REASONS = {  # error class name -> reason label
     "UploadTimeoutError": "timeout",
@@ -35,6 +42,12 @@ REFUSAL_REASONS = {  # error class name -> reason label
     "StorageFullError": "storage",
     "StorageUnavailableError": "storage",
 }
+
+
+def target_kind(target: str | None) -> str:
+    """A verdict's target as a label value: ``label:canary`` -> ``canary``, ``version:3`` -> ``version``."""
+    kind, _, name = (target or "latest").partition(":")
+    return name if kind == "label" else kind
 
 
 class GatewayMetrics:
@@ -79,6 +92,25 @@ class GatewayMetrics:
         )
         self.slots_in_use = Gauge("deepfake_web_slots_in_use", "upload slots in use", ["stage"], registry=r)
         self.slots = Gauge("deepfake_web_slots", "upload slots available in all", ["stage"], registry=r)
+        self.fake_probability = Histogram(
+            "deepfake_web_fake_probability",
+            "P(fake) of every scored face, by the version that answered and the target asked for",
+            ["model_version", "target"],
+            buckets=PROBABILITY_BUCKETS,
+            registry=r,
+        )
+        self.version_scan_seconds = Histogram(
+            "deepfake_web_version_scan_seconds",
+            "time to scan one received upload, by the version that answered",
+            ["model_version"],
+            buckets=SCAN_BUCKETS_S,
+            registry=r,
+        )
+        self.model_available = Gauge(
+            "deepfake_web_model_available",
+            "1 when the last health check or scan reached a model version, else 0",
+            registry=r,
+        )
         for label in ("FAKE", "REAL", "NO_FACE"):
             self.verdicts.labels(label)  # present at 0 from the start, so rates are defined
 
@@ -104,8 +136,14 @@ class GatewayMetrics:
         self.scan_seconds.labels(verdict.get("kind", "video")).observe(seconds)
         self.verdicts.labels(verdict["label"]).inc()
         self._recent_labels.append(verdict["label"])
-        if verdict.get("model_version") is not None:
-            self.model_version.labels(verdict.get("model_name") or self.model).set(verdict["model_version"])
+        version = verdict.get("model_version")
+        if version is not None:
+            self.model_version.labels(verdict.get("model_name") or self.model).set(version)
+            self.version_scan_seconds.labels(str(version)).observe(seconds)
+            target = target_kind(verdict.get("target"))
+            for face in verdict.get("faces") or ():
+                self.fake_probability.labels(str(version), target).observe(face["fake_probability"])
+        self.model_available.set(1)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
