@@ -5,6 +5,11 @@ The server runs in its own process (``python -m serving.devserver``), the client
 TF-free path (``tfs_pb2`` + ``make_tensor_proto`` over a generic gRPC stub; httpx + JSON for REST),
 one request at a time. The baseline calls the same signature of the same SavedModel in this process.
 Goal: gRPC batch-32 throughput >= 85% of in-process.
+
+Also (issue 15): REST predict of a 32x224x224x3 uint8 batch, row (``instances``) and columnar
+(``inputs``) JSON, against the same request over gRPC in the same run, client-side encoding
+included on both sides (goal: REST <= 3x gRPC); and Classify / Regress latency (gRPC and REST) on
+half_plus_two's serialized-Example signatures, against its Predict.
 """
 
 from __future__ import annotations
@@ -133,6 +138,148 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
     return rows
 
 
+def _median_s(call, count: int) -> float:
+    return float(np.median(_timed(call, count)))
+
+
+def _rest_vs_grpc(tmp: str, count: int) -> list[dict]:
+    """32x224x224x3 uint8 over REST (row, columnar) and gRPC, one server, one run."""
+    import grpc
+    import httpx
+    import orjson
+
+    from deepfake_client._proto import tfs_pb2
+    from deepfake_client.tensors import make_tensor_proto
+    from serving.devserver.launcher import start_devserver, stop_devserver
+    from serving.devserver.testmodels import write_contract_model
+
+    base = pathlib.Path(tmp) / "big" / MODEL
+    write_contract_model(base / "1", version=1, input_size=224)
+    server = start_devserver(
+        None,
+        pathlib.Path(tmp) / "big.log",
+        f"--model_name={MODEL}",
+        f"--model_base_path={base}",
+        model=MODEL,
+        labels_at_startup=False,
+        timeout_s=180,
+    )
+    images = np.random.default_rng(0).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
+    try:
+        channel = grpc.insecure_channel(
+            server.grpc_target,
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
+        predict = channel.unary_unary(
+            "/tensorflow.serving.PredictionService/Predict",
+            request_serializer=tfs_pb2.PredictRequest.SerializeToString,
+            response_deserializer=tfs_pb2.PredictResponse.FromString,
+        )
+
+        def over_grpc() -> None:
+            request = tfs_pb2.PredictRequest()
+            request.model_spec.name = MODEL
+            make_tensor_proto(images, out=request.inputs["images"])
+            predict(request, timeout=120)
+
+        rest = httpx.Client(timeout=120)
+        url = f"{server.rest_url}/v1/models/{MODEL}:predict"
+
+        def over_rest(key: str) -> None:
+            value = images if key == "instances" else {"images": images}
+            body = orjson.dumps({key: value}, option=orjson.OPT_SERIALIZE_NUMPY)
+            rest.post(url, content=body, headers={"Content-Type": "application/json"}).raise_for_status()
+
+        grpc_s = _median_s(over_grpc, count)
+        rows = []
+        for key, form in (("instances", "row"), ("inputs", "columnar")):
+            rest_s = _median_s(lambda key=key: over_rest(key), count)
+            rows.append(
+                {
+                    "name": f"devserver REST {form} 32x224x224x3 uint8 predict (median)",
+                    "value": rest_s * 1e3,
+                    "unit": "ms",
+                    "baseline": grpc_s * 1e3,
+                    "baseline_name": "the same over gRPC",
+                    "goal": "<= 3x gRPC",
+                }
+            )
+        rest.close()
+        channel.close()
+        return rows
+    finally:
+        stop_devserver(server)
+
+
+def _example_apis(tmp: str, count: int) -> list[dict]:
+    """Classify and Regress latency (one example) over gRPC and REST, against Predict."""
+    import grpc
+    import httpx
+    from tensorflow_serving.apis import (
+        classification_pb2,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+        regression_pb2,
+    )
+
+    from deepfake_client.tensors import make_tensor_proto
+    from serving.devserver.launcher import start_devserver, stop_devserver
+    from serving.devserver.testmodels import write_half_plus_two
+
+    base = pathlib.Path(tmp) / "hpt"
+    write_half_plus_two(base / "1")
+    server = start_devserver(
+        None,
+        pathlib.Path(tmp) / "hpt.log",
+        "--model_name=hpt",
+        f"--model_base_path={base}",
+        model="hpt",
+        labels_at_startup=False,
+        timeout_s=180,
+    )
+    try:
+        channel = grpc.insecure_channel(server.grpc_target)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        predict = predict_pb2.PredictRequest()
+        predict.model_spec.name = "hpt"
+        predict.inputs["x"].ParseFromString(
+            make_tensor_proto(np.array([2.0], np.float32)).SerializeToString()
+        )
+        requests = {}
+        for api, cls, signature in (
+            ("Classify", classification_pb2.ClassificationRequest, "classify_x_to_y"),
+            ("Regress", regression_pb2.RegressionRequest, "regress_x_to_y"),
+        ):
+            request = cls()
+            request.model_spec.name, request.model_spec.signature_name = "hpt", signature
+            request.input.example_list.examples.add().features.feature["x"].float_list.value.append(2.0)
+            requests[api] = request
+        base_s = _median_s(lambda: stub.Predict(predict, 10), count)
+        rows = []
+        rest = httpx.Client(timeout=30)
+        for api, request in requests.items():
+            grpc_s = _median_s(lambda api=api, request=request: getattr(stub, api)(request, 10), count)
+            body = {"signature_name": request.model_spec.signature_name, "examples": [{"x": 2.0}]}
+            url = f"{server.rest_url}/v1/models/hpt:{api.lower()}"
+            rest_s = _median_s(lambda url=url, body=body: rest.post(url, json=body).raise_for_status(), count)
+            for entry, seconds in (("gRPC", grpc_s), ("REST", rest_s)):
+                rows.append(
+                    {
+                        "name": f"devserver {api} {entry} 1 example (median)",
+                        "value": seconds * 1e3,
+                        "unit": "ms",
+                        "baseline": base_s * 1e3,
+                        "baseline_name": "gRPC Predict, 1 value",
+                        "goal": "informational",
+                    }
+                )
+        rest.close()
+        channel.close()
+        return rows
+    finally:
+        stop_devserver(server)
+
+
 def run(quick: bool) -> list[dict]:
     """Measure both models; returns the runner's rows."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -140,6 +287,8 @@ def run(quick: bool) -> list[dict]:
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
+        rows += _rest_vs_grpc(tmp, 5 if quick else 15)
+        rows += _example_apis(tmp, 20 if quick else 100)
         # 1. A model that costs almost nothing: the figure is the server's own overhead.
         base = pathlib.Path(tmp) / "tiny" / MODEL
         write_contract_model(base / "1", version=1, input_size=SIZE)
