@@ -62,7 +62,7 @@ def test_quick_start_commands_are_what_ci_runs() -> None:
 
 def test_client_python_example(devserver, face_video: pathlib.Path, capsys) -> None:
     (snippet,) = code_blocks(section("Using the client"), "python")
-    assert 'DetectorClient("grpc://tfserving:8500", label="stable")' in snippet
+    assert 'DetectorClient("grpc://tfserving:8500")' in snippet  # stable by default
     code = snippet.replace("grpc://tfserving:8500", devserver.grpc_url).replace("upload.mp4", str(face_video))
     exec(compile(code, "README.md", "exec"), {})
     label, score, version = capsys.readouterr().out.split()
