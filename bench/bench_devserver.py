@@ -36,6 +36,15 @@ def _timed(call, count: int) -> list[float]:
     return times
 
 
+def _serve(tmp: str, name: str, base: pathlib.Path):  # type: ignore[no-untyped-def]
+    """A dev server process serving ``base`` as model ``name`` (logs in ``tmp``)."""
+    from serving.devserver.launcher import start_devserver
+
+    log = pathlib.Path(tmp) / f"{name}-{base.parent.name}.log"
+    args = (f"--model_name={name}", f"--model_base_path={base}")
+    return start_devserver(None, log, *args, model=name, labels_at_startup=False, timeout_s=180)
+
+
 def _rows(prefix: str, batch: int, times: list[float], base: list[float], goal: str) -> list[dict]:
     throughput = batch * len(times) / sum(times)
     base_throughput = batch * len(base) / sum(base)
@@ -74,19 +83,11 @@ def _measure(label: str, base: pathlib.Path, size: int, count: int, rest_count: 
 
     from deepfake_client._proto import tfs_pb2
     from deepfake_client.tensors import make_ndarray, make_tensor_proto
-    from serving.devserver.launcher import start_devserver, stop_devserver
+    from serving.devserver.launcher import stop_devserver
 
     version_dir = sorted(base.iterdir(), key=lambda p: p.name)[-1]
     fn = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    server = start_devserver(
-        None,
-        pathlib.Path(tmp) / "server.log",
-        f"--model_name={MODEL}",
-        f"--model_base_path={base}",
-        model=MODEL,
-        labels_at_startup=False,
-        timeout_s=180,
-    )
+    server = _serve(tmp, MODEL, base)
     grpc_port, rest_port = server.grpc_port, server.rest_port
     rows: list[dict] = []
     try:
@@ -150,20 +151,12 @@ def _rest_vs_grpc(tmp: str, count: int) -> list[dict]:
 
     from deepfake_client._proto import tfs_pb2
     from deepfake_client.tensors import make_tensor_proto
-    from serving.devserver.launcher import start_devserver, stop_devserver
+    from serving.devserver.launcher import stop_devserver
     from serving.devserver.testmodels import write_contract_model
 
     base = pathlib.Path(tmp) / "big" / MODEL
     write_contract_model(base / "1", version=1, input_size=224)
-    server = start_devserver(
-        None,
-        pathlib.Path(tmp) / "big.log",
-        f"--model_name={MODEL}",
-        f"--model_base_path={base}",
-        model=MODEL,
-        labels_at_startup=False,
-        timeout_s=180,
-    )
+    server = _serve(tmp, MODEL, base)
     images = np.random.default_rng(0).integers(0, 256, (32, 224, 224, 3), dtype=np.uint8)
     try:
         channel = grpc.insecure_channel(
@@ -223,20 +216,12 @@ def _example_apis(tmp: str, count: int) -> list[dict]:
     )
 
     from deepfake_client.tensors import make_tensor_proto
-    from serving.devserver.launcher import start_devserver, stop_devserver
+    from serving.devserver.launcher import stop_devserver
     from serving.devserver.testmodels import write_half_plus_two
 
     base = pathlib.Path(tmp) / "hpt"
     write_half_plus_two(base / "1")
-    server = start_devserver(
-        None,
-        pathlib.Path(tmp) / "hpt.log",
-        "--model_name=hpt",
-        f"--model_base_path={base}",
-        model="hpt",
-        labels_at_startup=False,
-        timeout_s=180,
-    )
+    server = _serve(tmp, "hpt", base)
     try:
         channel = grpc.insecure_channel(server.grpc_target)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -13,7 +13,7 @@ from typing import Any
 
 from serving.devserver.json_numeric import Span
 from serving.devserver.json_tensor import decode_b64
-from serving.devserver.json_value import format_decimal, json_text, json_type, parse_json
+from serving.devserver.json_value import format_decimal, json_text, json_type, parse_json, signature_name
 from serving.devserver.status import invalid_argument
 
 _KINDS = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64", None: "UNKNOWN"}
@@ -70,12 +70,7 @@ def fill_request_from_json(body: bytes, request: Any) -> None:
         ServingError: INVALID_ARGUMENT with json_tensor.cc's texts.
     """
     doc = parse_json(body)
-    signature = doc.get("signature_name", "")
-    if not isinstance(signature, str):
-        raise invalid_argument(
-            f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
-            "be a string value."
-        )
+    signature = signature_name(doc)
     request.model_spec.signature_name = signature
     has_context = "context" in doc
     if has_context:

@@ -28,6 +28,7 @@ from serving.devserver.json_value import (
     json_type,
     parse_json,
     render_error,
+    signature_name,
 )
 from serving.devserver.runtime import tf_type_name
 from serving.devserver.status import ServingError, invalid_argument
@@ -289,12 +290,7 @@ def parse_predict_request(
         ServingError: INVALID_ARGUMENT with json_tensor.cc's texts.
     """
     doc = parse_json(body)
-    signature = doc.get("signature_name", "")
-    if not isinstance(signature, str):
-        raise invalid_argument(
-            f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
-            "be a string value."
-        )
+    signature = signature_name(doc)
     infos = input_infos(signature)
     if not infos:
         raise invalid_argument(f"Failed to get input map for signature: {signature or 'DEFAULT'}")

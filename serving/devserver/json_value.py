@@ -140,6 +140,21 @@ def parse_json(body: bytes) -> dict:
     return doc
 
 
+def signature_name(doc: dict) -> str:
+    """FillSignature: the request's ``signature_name`` ("" when absent).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT when it is not a string.
+    """
+    signature = doc.get("signature_name", "")
+    if not isinstance(signature, str):
+        raise invalid_argument(
+            f"JSON Value: {json_text(doc)} not formatted correctly. 'signature_name' key must "
+            "be a string value."
+        )
+    return signature
+
+
 def render_error(message: str) -> str:
     """MakeJsonFromStatus: ``{"error": message}`` as rapidjson's pretty writer prints it."""
     return '{\n    "error": ' + json.dumps(message, ensure_ascii=False) + "\n}"
