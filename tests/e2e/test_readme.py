@@ -140,11 +140,15 @@ def test_rollout_commands(tmp_path: pathlib.Path, devserver_launcher) -> None:
     )
     try:
         steps = commands(section("Rolling out a new model version"), "deepfake-rollout")
-        assert [shlex.split(c)[3] for c in steps] == ["publish", "canary", "promote", "rollback", "status"]
+        names = [shlex.split(c)[3] for c in steps]
+        assert names == ["publish", "canary", "promote", "rollback", "status", "canary", "abort"]
         results = [run(c, tmp_path, {"DEEPFAKE_SERVER": server.grpc_url}).stdout for c in steps]
-        status = json.loads(results[-1])
+        status = json.loads(results[4])
         assert status["published"] == [1, 2] and status["labels"] == {"stable": 1}
         assert status["server"]["1"] == "AVAILABLE"
+        assert [r["action"] for r in status["history"]][-2:] == ["rollback", "retire"]
+        entry = Rollout(repository=tmp_path / "models").entry()
+        assert dict(entry.labels) == {"stable": 1} and entry.versions == (1,)  # aborted: 2 not served
     finally:
         stop(server)
 
