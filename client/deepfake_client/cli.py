@@ -132,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="face detector: centerface, haar or yunet:/model.onnx (the default is the one training data is "
         "prepared with)",
     )
-    parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
+    parser.add_argument(
+        "--encoding",
+        choices=("auto", "uint8", "png", "jpeg"),
+        default="auto",
+        help="how crops are sent (default auto: the uint8 tensor over gRPC, lossless PNG over REST; "
+        "jpeg is lossy)",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="faces per request")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
     parser.add_argument(

@@ -40,6 +40,7 @@ from deepfake_client.transport.base import (
     Target,
     Transport,
     make_transport,
+    split_url,
 )
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
 from deepfake_client.video import (
@@ -48,11 +49,11 @@ from deepfake_client.video import (
     prefetch_frames,
     sample_frames,
 )
+from deepfake_client.wire import encode_crops, resolve_encoding
 
 log = logging.getLogger("deepfake_client")
 
 DEFAULT_BATCH_SIZE = 32
-ENCODINGS = ("uint8", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class VersionInfo:
     input_size: int
     crop_margin: float
     threshold: float
+    encoded: bool = True  # has the ``encoded`` signature (JPEG/PNG crops)
 
     def crop_params(self) -> tuple[int, float]:
         return self.input_size, self.crop_margin
@@ -109,7 +111,9 @@ class DetectorClient:
             ``transport.RetryPolicy``).
         retries: also cap the retries of one call at this number (None: the budget decides).
         batch_size: faces per predict request.
-        encoding: ``uint8`` (pixels, ``serving_default``) or ``jpeg`` (the ``encoded`` signature).
+        encoding: how crops go on the wire (see :mod:`deepfake_client.wire`): ``auto`` (the
+            default: the uint8 tensor over gRPC, lossless PNG over REST, the same pixels either
+            way), ``uint8``, ``png`` or ``jpeg`` (lossy).
         detector: the face detector's name (see ``faces.make_detector``) or an instance factory.
         frames: frames sampled per video, or
         per_second: frames sampled per second of video.
@@ -133,7 +137,7 @@ class DetectorClient:
         retry_for_s: float = DEFAULT_RETRY_FOR_S,
         retries: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        encoding: str = "uint8",
+        encoding: str = "auto",
         detector: str | Callable[[], FaceDetector] = DEFAULT_DETECTOR,
         frames: int = DEFAULT_FRAMES,
         per_second: float | None = None,
@@ -148,8 +152,7 @@ class DetectorClient:
             raise InvalidInputError(f"canary_share must be in [0, 1], got {canary_share}")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
-        if encoding not in ENCODINGS:
-            raise InvalidInputError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+        resolve_encoding(encoding, "grpc", True)  # refuses an unknown one now
         # A version number wins over the default label; a version and an explicit other label clash.
         if version is not None and label == contract.STABLE_LABEL:
             label = None
@@ -240,7 +243,14 @@ class DetectorClient:
             )
         if not size:
             raise DeepfakeError(f"{pinned.model} version {pinned.version}: cannot tell its input size")
-        return VersionInfo(pinned.model, int(pinned.version or 0), size, margin, threshold)
+        return VersionInfo(
+            pinned.model,
+            int(pinned.version or 0),
+            size,
+            margin,
+            threshold,
+            encoded=contract.ENCODED_SIGNATURE in signatures,
+        )
 
     def _choose_target(self) -> tuple[Target, VersionInfo]:
         if self.canary_share > 0 and self._rng.random() < self.canary_share:
@@ -354,26 +364,14 @@ class DetectorClient:
 
     # -- scoring (network) ----------------------------------------------------------------------
 
-    def _predict(self, target: Target, crops: np.ndarray) -> tuple[np.ndarray, set[int | None]]:
-        import cv2
-
+    def _predict(
+        self, target: Target, crops: np.ndarray, info: VersionInfo
+    ) -> tuple[np.ndarray, set[int | None]]:
+        encoding = resolve_encoding(self.encoding, split_url(self.transport.url)[0], info.encoded)
         scores, versions = [], set()
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start : start + self.batch_size]
-            if self.encoding == "jpeg":
-                signature = contract.ENCODED_SIGNATURE
-                encoded = [
-                    cv2.imencode(".jpg", cv2.cvtColor(c, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[
-                        1
-                    ].tobytes()
-                    for c in batch
-                ]
-                inputs: dict = {contract.IMAGE_BYTES_INPUT: encoded}
-            else:
-                signature, inputs = (
-                    contract.DEFAULT_SIGNATURE,
-                    {contract.IMAGES_INPUT: np.ascontiguousarray(batch)},
-                )
+            signature, inputs = encode_crops(batch, encoding)
             result = self._call(
                 functools.partial(
                     self.transport.predict,
@@ -403,7 +401,7 @@ class DetectorClient:
             if not len(crops):
                 break
             try:
-                probs, versions = self._predict(target, crops)
+                probs, versions = self._predict(target, crops, info)
             except (InvalidInputError, NotFoundError):
                 if attempt or prepared.target.version is not None:  # the target scanned, canary or not
                     raise

@@ -77,7 +77,9 @@ def test_label_moves_to_another_input_size_mid_scan(server_url: str, fake_servin
         fake_serving.model.after_predicts[len(fake_serving.model.calls) + 1] = swap  # after the first batch
         verdict = client.scan_crops(CROPS)
     assert verdict.model_version == 2 and verdict.threshold == pytest.approx(0.4)
-    assert fake_serving.model.calls[-2:] == [(contract.DEFAULT_SIGNATURE, 2)] * 2
+    # encoding="auto": the uint8 tensor over gRPC, lossless PNG over REST
+    signature = contract.ENCODED_SIGNATURE if server_url.startswith("http") else contract.DEFAULT_SIGNATURE
+    assert fake_serving.model.calls[-2:] == [(signature, 2)] * 2
     assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
 
 
@@ -162,3 +164,39 @@ def test_the_default_detector_is_shared_between_threads_haar_is_not(fake_serving
         detectors = {id(d) for d, _ in results}
         assert len(detectors) == (1 if shared else 3), name
         assert all(boxes == results[0][1] and boxes for _, boxes in results)  # same faces, at once
+
+
+def test_png_crops_are_decoded_to_the_very_same_pixels() -> None:
+    import tensorflow as tf
+
+    from deepfake_client.wire import encode_crops
+
+    crops = np.random.default_rng(0).integers(0, 256, (3, 99, 99, 3), dtype=np.uint8)  # odd rows: padding
+    signature, inputs = encode_crops(crops, "png")
+    assert signature == contract.ENCODED_SIGNATURE
+    for crop, data in zip(crops, inputs[contract.IMAGE_BYTES_INPUT], strict=True):
+        decoded = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+        np.testing.assert_array_equal(decoded, crop)
+
+
+@pytest.mark.slow
+def test_rest_auto_encoding_scores_exactly_as_grpc_uint8(devserver, face_image: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_client.faces import Box, crop_face
+
+    rng = np.random.default_rng(1)
+    crops = [
+        crop_face(face_image, Box(180 + rng.uniform(-9, 9), 60 + rng.uniform(-9, 9), 110, 130), 0.3, 96)
+        for _ in range(5)
+    ]
+    scores = {}
+    for name, url, encoding in (
+        ("grpc", devserver.grpc_url, "auto"),
+        ("rest", devserver.rest_url, "auto"),
+        ("rest uint8", devserver.rest_url, "uint8"),
+        ("jpeg", devserver.grpc_url, "jpeg"),
+    ):
+        with DetectorClient(url, encoding=encoding) as client:
+            # float32, as the model answers (REST's JSON prints it in fewer digits than float64 has)
+            scores[name] = np.float32([f.fake_probability for f in client.scan_crops(crops).faces]).tolist()
+    assert scores["rest"] == scores["grpc"] == scores["rest uint8"]
+    assert scores["jpeg"] != scores["grpc"]  # lossy: the model saw other pixels
