@@ -89,3 +89,24 @@ def serve_inprocess(tmp_path: pathlib.Path):
     yield serve
     for server in servers:
         server.stop(grace_s=5)
+
+
+@pytest.fixture
+def replicas(tmp_path, exported_version, devserver_launcher):  # type: ignore[no-untyped-def]
+    """``(repository, servers, transports)``: version 1 published and stable, read by two dev servers
+    (as Kubernetes replicas on shared storage) that take reloads only (no config polling)."""
+    from deepfake_client.transport.base import make_transport
+    from tests.serving.test_rollout import make_repository, serve
+
+    start, stop = devserver_launcher
+    repository = make_repository(tmp_path, exported_version)
+    servers = [
+        serve(start, repository, tmp_path / f"server{i}.log", "--model_config_file_poll_wait_seconds=0")
+        for i in range(2)
+    ]
+    transports = [make_transport(s.grpc_url) for s in servers]
+    yield repository, servers, transports
+    for transport in transports:
+        transport.close()
+    for server in servers:
+        stop(server)

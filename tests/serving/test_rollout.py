@@ -196,31 +196,19 @@ def test_changes_take_effect_through_reload_not_polling(
         assert stop(server) == 0
 
 
-def test_one_rollout_drives_every_replica(tmp_path, exported_version, devserver_launcher) -> None:
-    """Two servers read one repository (as Kubernetes replicas on shared storage): the canary is
-    labelled only when both report it AVAILABLE, and both follow the promotion."""
-    start, stop = devserver_launcher
-    repository = make_repository(tmp_path, exported_version)
-    servers = [
-        serve(start, repository, tmp_path / f"server{i}.log", "--model_config_file_poll_wait_seconds=0")
-        for i in range(2)
-    ]
-    transports = [make_transport(s.grpc_url) for s in servers]
-    try:
-        rollout = Rollout(repository=repository, servers=transports, wait_timeout_s=60)
-        second = publish_second_version(repository)
-        rollout.canary(second)
-        assert all(t.status(Target())[second] == "AVAILABLE" for t in transports)
-        rollout.promote()
-        images = np.zeros((1, 64, 64, 3), np.uint8)
-        for transport in transports:
-            answer = transport.predict(Target(label="stable"), "serving_default", {"images": images})
-            assert answer.version == second
-    finally:
-        for transport in transports:
-            transport.close()
-        for server in servers:
-            stop(server)
+def test_one_rollout_drives_every_replica(replicas) -> None:  # type: ignore[no-untyped-def]
+    """Two servers read one repository: the canary is labelled only when both report it AVAILABLE,
+    and both follow the promotion."""
+    repository, _, transports = replicas
+    rollout = Rollout(repository=repository, servers=transports, wait_timeout_s=60)
+    second = publish_second_version(repository)
+    rollout.canary(second)
+    assert all(t.status(Target())[second] == "AVAILABLE" for t in transports)
+    rollout.promote()
+    images = np.zeros((1, 64, 64, 3), np.uint8)
+    for transport in transports:
+        answer = transport.predict(Target(label="stable"), "serving_default", {"images": images})
+        assert answer.version == second
 
 
 def test_publishing_a_run_without_tensorflow_is_a_clear_error(tmp_path, monkeypatch) -> None:

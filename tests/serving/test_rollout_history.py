@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 
 from deepfake_client.errors import DeepfakeError
-from deepfake_client.transport.base import Target, make_transport
+from deepfake_client.transport.base import Target
 from serving.cli import main as rollout_main
 from serving.rollout import Rollout, RolloutError
 from tests.serving.load import ThreadedLoad
-from tests.serving.test_rollout import make_repository, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_tf]
 
@@ -100,21 +99,10 @@ class Load(ThreadedLoad):
 
 
 @pytest.fixture
-def replicas(tmp_path, exported_version, devserver_launcher):  # type: ignore[no-untyped-def]
-    """A repository with version 1 stable and two dev servers reading it (reloads only, no polling)."""
-    start, stop = devserver_launcher
-    repository = make_repository(tmp_path, exported_version)
-    servers = [
-        serve(start, repository, tmp_path / f"server{i}.log", "--model_config_file_poll_wait_seconds=0")
-        for i in range(2)
-    ]
-    transports = [make_transport(s.grpc_url) for s in servers]
-    rollout = Timeline(repository=repository, servers=transports, wait_timeout_s=60)
-    yield rollout, servers
-    for transport in transports:
-        transport.close()
-    for server in servers:
-        stop(server)
+def timeline(replicas):  # type: ignore[no-untyped-def]
+    """A Timeline rollout over the two replicas, and their servers."""
+    repository, servers, transports = replicas
+    return Timeline(repository=repository, servers=transports, wait_timeout_s=60), servers
 
 
 def check(load: Load, rollout: Timeline) -> None:
@@ -132,11 +120,11 @@ def check(load: Load, rollout: Timeline) -> None:
 
 
 def test_rollback_after_promotion_returns_to_the_previous_stable_then_abort(
-    replicas, exported_version: pathlib.Path
+    timeline, exported_version: pathlib.Path
 ) -> None:
     """publish 2, publish 3, canary 3, promote, rollback: stable is 1 again, never 2; then a canary
     that is aborted never answers a client that did not ask for it."""
-    rollout, servers = replicas
+    rollout, servers = timeline
     with Load(servers) as load:
         assert rollout.publish(exported_version) == 2
         assert rollout.publish(exported_version) == 3
@@ -173,11 +161,11 @@ def test_rollback_after_promotion_returns_to_the_previous_stable_then_abort(
 
 
 def test_repeated_rollbacks_walk_back_the_stables_only(
-    replicas, exported_version: pathlib.Path, capsys
+    timeline, exported_version: pathlib.Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     """stable 1 -> 2 -> 4 (3 published, never stable), then rollback, rollback: 4 -> 2 -> 1, then
     refused with nothing changed; the retired version 1 is served again before it is labelled."""
-    rollout, servers = replicas
+    rollout, servers = timeline
     with Load(servers) as load:
         for version in (2, 3, 4):
             assert rollout.publish(exported_version) == version
