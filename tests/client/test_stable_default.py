@@ -97,3 +97,17 @@ def test_scan_cli_stable_by_default_and_latest_on_request(tmp_path, capsys, face
         assert orjson.loads(capsys.readouterr().out.splitlines()[0])["model_version"] == 2
     finally:
         server.stop()
+
+
+def test_gateway_targets_stable_unless_told_otherwise(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_client.web.cli import build_parser, target_label
+
+    monkeypatch.delenv("DEEPFAKE_LABEL", raising=False)
+    parse = build_parser().parse_args
+    assert target_label(parse([])) == "stable"
+    assert target_label(parse(["--latest"])) is None
+    assert target_label(parse(["--label", ""])) is None
+    assert target_label(parse(["--label", "canary"])) == "canary"
+    assert target_label(parse(["--version", "3"])) is None
+    with pytest.raises(SystemExit):
+        parse(["--latest", "--version", "3"])

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--label",
         default=os.environ.get("DEEPFAKE_LABEL", "stable"),
-        help="scan with the version under this label (default stable; '' for the latest)",
+        help="scan with the version under this label (default stable, or $DEEPFAKE_LABEL; while the model "
+        "has no stable label, the latest version, with a warning)",
+    )
+    which.add_argument(
+        "--latest", action="store_true", help="scan with the latest version, whatever its labels"
     )
     parser.add_argument(
         "--canary-share", type=float, default=0.0, help="fraction of scans sent to the canary label"
@@ -108,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def target_label(args: argparse.Namespace) -> str | None:
+    """The label the gateway scans with: stable unless told otherwise (``--latest``, ``--label ''``)."""
+    if args.version is not None or args.latest:
+        return None
+    return args.label or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepfake-web`` until interrupted; return the exit code."""
     args = build_parser().parse_args(argv)
@@ -168,7 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.server,
         model=args.model or MODEL_NAME,
         version=args.version,
-        label=(args.label or None) if args.version is None else None,
+        label=target_label(args),
         canary_share=args.canary_share,
         timeout_s=args.timeout,
         retries=args.retries,
