@@ -30,7 +30,7 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path,
 
 
 def test_grpcs_with_the_servers_certificate(
-    tmp_path, exported_version, certificate, devserver_launcher
+    tmp_path, exported_version, certificate, devserver_launcher, capsys
 ) -> None:
     from google.protobuf import text_format
 
@@ -67,5 +67,15 @@ def test_grpcs_with_the_servers_certificate(
         with DetectorClient(url, label="stable", retries=0, timeout_s=5) as untrusting:
             with pytest.raises(ServerUnavailableError):
                 untrusting.scan_crops(crops)  # the system's roots do not trust a self-signed certificate
+        # deepfake-rollout reaches a TLS server the same way (TF Serving behind a TLS proxy or with
+        # --ssl_config_file): status reads the server's version states through it.
+        from serving.cli import main as rollout_main
+
+        repository = ["--repository", str(tmp_path / "models")]
+        args = ["status", "--json", *repository, "--server", url, "--header", "authorization: Bearer test"]
+        assert rollout_main([*args, "--tls-ca", str(cert)]) == 0
+        assert '"1":"AVAILABLE"' in capsys.readouterr().out
+        assert rollout_main(["status", "--json", *repository, "--server", url]) == 0
+        assert '"server":"unreachable' in capsys.readouterr().out  # without the CA: not trusted
     finally:
         assert stop(server) == 0
