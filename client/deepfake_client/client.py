@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepfake_client import contract
+from deepfake_client.adaptive import SAMPLINGS, score_adaptively
 from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.faces import Face, FaceDetector, extract_faces, faces_in_frames, make_detector
@@ -118,6 +119,9 @@ class DetectorClient:
         frames: frames sampled per video, or
         per_second: frames sampled per second of video.
         aggregation: ``confident``, ``mean`` or ``max`` (see ``verdict.aggregate``).
+        sampling: ``all`` (every face of the sampled frames is scored) or ``adaptive`` (each
+            person's faces are sent a few at a time until the verdict is clear; see
+            :mod:`deepfake_client.adaptive`; the verdict says how many were used).
         threshold: overrides the version's decision threshold.
         root_certificates: PEM roots for TLS.
         headers: sent with every call (e.g. ``{"authorization": "Bearer ..."}``).
@@ -142,6 +146,7 @@ class DetectorClient:
         frames: int = DEFAULT_FRAMES,
         per_second: float | None = None,
         aggregation: str = "confident",
+        sampling: str = "all",
         threshold: float | None = None,
         root_certificates: bytes | None = None,
         headers: dict[str, str] | None = None,
@@ -168,7 +173,10 @@ class DetectorClient:
         self.encoding = encoding
         self.frames = frames
         self.per_second = per_second
+        if sampling not in SAMPLINGS:
+            raise InvalidInputError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLINGS)})")
         self.aggregation = aggregation
+        self.sampling = sampling
         self.threshold = threshold
         self._detector_factory = (lambda: make_detector(detector)) if isinstance(detector, str) else detector
         self._local = threading.local()
@@ -397,11 +405,12 @@ class DetectorClient:
             np.stack([f.crop for f in prepared.faces]) if prepared.faces else np.zeros((0, 1, 1, 3), np.uint8)
         )
         probs, answered = np.zeros(0), info.version
+        tracks = self._tracks(prepared.faces)
         for attempt in range(2):
             if not len(crops):
                 break
             try:
-                probs, versions = self._predict(target, crops, info)
+                probs, versions = self._score_crops(prepared.kind, target, crops, info, tracks)
             except (InvalidInputError, NotFoundError):
                 if attempt or prepared.target.version is not None:  # the target scanned, canary or not
                     raise
@@ -432,16 +441,17 @@ class DetectorClient:
             prepared = prepared.redo(new)
             info, target = new, target.pinned(answered)
             crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else crops[:0]
+            tracks = self._tracks(prepared.faces)
         predict_s = time.perf_counter() - t0
         faces = prepared.faces
-        if faces and faces[0].box is not None:
-            tracks = link_tracks([f.frame_index for f in faces], [f.box for f in faces])
-        else:
-            tracks = [0] * len(faces)
         scored = [
             FaceScore(f.frame_index, f.timestamp_s, f.box, f.confidence, float(p), t)
             for f, p, t in zip(faces, probs, tracks, strict=True)
+            if not np.isnan(p)  # adaptive sampling: a face never sent
         ]
+        found: dict[int, int] = {}
+        for track in tracks:
+            found[track] = found.get(track, 0) + 1
         timings = {**prepared.timings_s, "predict": predict_s}
         timings["total"] = sum(timings.values())
         return make_verdict(
@@ -455,7 +465,32 @@ class DetectorClient:
             target=prepared.target.describe(),
             frames=prepared.frames,
             timings_s=timings,
+            sampling=self.sampling if prepared.kind == "video" else "all",
+            found_per_track=found,
         )
+
+    @staticmethod
+    def _tracks(faces: Sequence[Face]) -> list[int]:
+        if faces and faces[0].box is not None:
+            return link_tracks([f.frame_index for f in faces], [f.box for f in faces])
+        return [0] * len(faces)
+
+    def _score_crops(
+        self, kind: str, target: Target, crops: np.ndarray, info: VersionInfo, tracks: list[int]
+    ) -> tuple[np.ndarray, set[int | None]]:
+        """Every crop's score, or with adaptive sampling those sent (``NaN`` for the others)."""
+        if self.sampling != "adaptive" or kind != "video":
+            return self._predict(target, crops, info)
+        versions: set[int | None] = set()
+
+        def score(positions: list[int]) -> np.ndarray:
+            probs, answered = self._predict(target, crops[positions], info)
+            versions.update(answered)
+            return probs
+
+        threshold = self.threshold if self.threshold is not None else info.threshold
+        probs = score_adaptively(tracks, score, threshold=threshold, aggregation=self.aggregation)
+        return probs, versions
 
     # -- the public scans -----------------------------------------------------------------------
 
@@ -522,3 +557,17 @@ class DetectorClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @classmethod
+    def local(cls, path: str | pathlib.Path, *, threads: int | None = None, **options: object) -> DetectorClient:
+        """A client that scores in this process with a TFLite or ONNX export (no server, no TensorFlow).
+
+        ``path``: the folder ``deepfake-export --format tflite|onnx|tfjs`` wrote (or its model file).
+        The same pipeline and verdicts as over a server (see :mod:`deepfake_client.transport.local`);
+        ``options`` are the constructor's (``frames``, ``detector``, ``aggregation``, ...).
+        """
+        from deepfake_client.transport.local import LocalTransport
+
+        transport = LocalTransport(path, threads=threads)
+        options.setdefault("model", transport.model_name)
+        return cls("local", transport=transport, **options)  # type: ignore[arg-type]

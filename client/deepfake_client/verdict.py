@@ -7,7 +7,7 @@ is the short table for people.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,11 +96,13 @@ class TrackVerdict:
     score: float
     label: str
     minor: bool  # too short to decide the video's verdict (see ``make_verdict``)
+    faces_found: int | None = None  # faces of this person found; ``faces`` of them were scored
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "track": self.track,
             "faces": self.faces,
+            "faces_found": self.faces if self.faces_found is None else self.faces_found,
             "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "score": round(self.score, 6),
@@ -126,6 +128,9 @@ class Verdict:
     faces: tuple[FaceScore, ...] = ()
     tracks: tuple[TrackVerdict, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
+    sampling: str = "all"  # "adaptive": only some faces were sent (see ``deepfake_client.adaptive``)
+    frames_used: int | None = None  # frames whose faces were scored (None: all ``frames``)
+    faces_found: int | None = None  # faces found; ``faces`` holds those scored (None: the same)
 
     def to_dict(self, faces: bool = True) -> dict[str, Any]:
         """The JSON form; ``faces=False`` leaves the per-face list out."""
@@ -140,7 +145,10 @@ class Verdict:
             "model_version": self.model_version,
             "target": self.target,
             "frames": self.frames,
+            "frames_used": self.frames if self.frames_used is None else self.frames_used,
             "face_count": len(self.faces),
+            "faces_found": len(self.faces) if self.faces_found is None else self.faces_found,
+            "sampling": self.sampling,
             "tracks": [t.to_dict() for t in self.tracks],
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
         }
@@ -166,6 +174,8 @@ def make_verdict(
     target: str,
     frames: int,
     timings_s: dict[str, float] | None = None,
+    sampling: str = "all",
+    found_per_track: Mapping[int, int] | None = None,
 ) -> Verdict:
     """Aggregate scored faces into tracks and a verdict.
 
@@ -173,13 +183,19 @@ def make_verdict(
     major tracks (a video is fake if any person in it is); a track is minor when it has fewer faces
     than 20 % of the longest track (a passing face or a false detection) and then does not decide.
     With one track this is simply that track's score. No face at all gives ``NO_FACE``.
+
+    With adaptive sampling ``faces`` are the faces scored and ``found_per_track`` the faces found
+    per track: whether a track is minor is decided on the faces found.
     """
     if aggregation not in AGGREGATIONS:
         raise InvalidInputError(f"unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
     by_track: dict[int, list[FaceScore]] = {}
     for face in faces:
         by_track.setdefault(face.track, []).append(face)
-    longest = max((len(v) for v in by_track.values()), default=0)
+    found = {t: len(v) for t, v in by_track.items()}
+    if found_per_track is not None:
+        found.update(found_per_track)
+    longest = max(found.values(), default=0)
     tracks = []
     for track, members in sorted(by_track.items()):
         score = aggregate([m.fake_probability for m in members], aggregation)
@@ -191,7 +207,8 @@ def make_verdict(
                 last_frame=max(m.frame_index for m in members),
                 score=score,
                 label=decide(score, threshold),
-                minor=len(members) < MINOR_TRACK_SHARE * longest,
+                minor=found[track] < MINOR_TRACK_SHARE * longest,
+                faces_found=found[track],
             )
         )
     deciding = [t.score for t in tracks if not t.minor]
@@ -210,6 +227,9 @@ def make_verdict(
         faces=tuple(faces),
         tracks=tuple(tracks),
         timings_s=dict(timings_s or {}),
+        sampling=sampling,
+        frames_used=len({f.frame_index for f in faces}) if sampling != "all" and faces else None,
+        faces_found=sum(found.values()),
     )
 
 
