@@ -2,9 +2,9 @@
 
 A clip's frames are decoded and its faces found and cropped as always (the same 32 sampled frames,
 the same tracks); what adapts is how many of each person's faces are *sent*. Each person (track)
-is scored in rounds: first ``FIRST`` faces spread evenly over the clip (every 4th of 32), then
-``STEP`` more, filling the gaps, for as long as the test below cannot tell which side of the
-threshold the person is on, up to all of the track's faces.
+is scored in at most ``ROUNDS`` (4) rounds: first a quarter of its faces (at least ``MIN_ROUND``),
+spread evenly over the clip (every 4th of 32), then another quarter filling the gaps, for as long
+as the test below cannot tell which side of the threshold the person is on.
 
 The sequential test is a confidence bound on the mean logit. With the scores' logits
 ``l_1..l_n`` (``log(p / (1 - p))``), their mean ``m`` and standard deviation ``s``, a track is
@@ -12,7 +12,7 @@ The sequential test is a confidence bound on the mean logit. With the scores' lo
 ``m + Z * max(s, MIN_SD) / sqrt(n)`` below it (real), and the track's aggregate over the faces
 scored so far (the verdict's own rule, e.g. ``confident``) falls on the same side. ``Z = 3``: for
 independent scores each look errs with probability < 0.0014 and a track gets at most 4 looks
-(8, 16, 24, 32 faces), so < 0.6 % per track (Bonferroni). Faces of one clip are not independent
+(8, 16, 24 and 32 faces of 32), so < 0.6 % per track (Bonferroni). Faces of one clip are not independent
 (neighbouring frames look alike), which is why ``MIN_SD`` floors the spread (0.5 in logits: a
 handful of identical scores near the threshold never settle) and why the agreement with the full
 32 frames is measured, not assumed (``bench client_adaptive``: same labels on the smoke test set
@@ -33,12 +33,17 @@ import numpy as np
 
 from deepfake_client.verdict import MINOR_TRACK_SHARE, aggregate, decide
 
-FIRST = 8  # faces per track in the first round
-STEP = 8  # faces per track in each further round
+ROUNDS = 4  # a track's faces are sent in at most this many rounds, a quarter at a time
+MIN_ROUND = 4  # ... but at least this many faces a round
 Z = 3.0  # the confidence bound, in standard errors
 MIN_SD = 0.5  # the least spread of a track's logits assumed by the bound
 SAMPLINGS = ("all", "adaptive")
 _EPS = 1e-6
+
+
+def round_size(faces: int) -> int:
+    """How many of a track's ``faces`` each round sends."""
+    return max(MIN_ROUND, math.ceil(faces / ROUNDS))
 
 
 def spread_order(n: int) -> list[int]:
@@ -87,8 +92,6 @@ def score_adaptively(
     *,
     threshold: float,
     aggregation: str,
-    first: int = FIRST,
-    step: int = STEP,
 ) -> np.ndarray:
     """Fake probabilities of the faces, ``NaN`` for those never sent.
 
@@ -97,7 +100,6 @@ def score_adaptively(
         score: scores the faces at these positions (one predict call, or a few batches).
         threshold: the decision threshold.
         aggregation: the verdict's aggregation rule.
-        first: faces per track in the first round; step: in each later one.
     """
     members: dict[int, list[int]] = {}
     for position, track in enumerate(tracks):
@@ -110,7 +112,7 @@ def score_adaptively(
     while pending:
         batch: list[int] = []
         for track in sorted(pending):
-            take = first if sent[track] == 0 else step
+            take = round_size(len(members[track]))
             batch += order[track][sent[track] : sent[track] + take]
             sent[track] += take
         probs[batch] = np.asarray(score(batch), dtype=np.float64).reshape(-1)

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from deepfake_client import DetectorClient
-from deepfake_client.adaptive import FIRST, score_adaptively, settled, spread_order
+from deepfake_client.adaptive import round_size, score_adaptively, settled, spread_order
 from deepfake_client.errors import InvalidInputError
+
+FIRST = round_size(32)  # a quarter of 32 faces
+
+
+def test_rounds_are_quarters_of_at_least_four() -> None:
+    assert [round_size(n) for n in (1, 4, 10, 24, 32, 33)] == [4, 4, 4, 6, 8, 9]
 
 
 def test_spread_order_covers_everything_and_its_prefixes_are_spread() -> None:
@@ -54,7 +60,7 @@ def test_rounds_stop_early_on_clear_tracks_and_go_on_on_unclear_ones() -> None:
     assert scored[:32].sum() == FIRST  # settled after the first round
     assert scored[32:64].all()  # never settled: every face sent
     assert scored[64:].all()  # minor: its first round is all it has
-    assert len(sent) == 4 and len(sent[0]) == FIRST + FIRST + 3  # one request per round
+    assert len(sent) == 4 and len(sent[0]) == FIRST + FIRST + 3  # one request per round, 4 rounds
     assert np.array_equal(probs[scored], truth[scored])
 
 
