@@ -117,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--keep", type=int, default=2, help="stables kept served, the new one included (default 2)"
     )
-    command("rollback", "stable := the previous stable in the release history; drop the canary")
+    rollback = command("rollback", "stable := the previous stable in the release history; drop the canary")
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back to a version that has no golden batch (published from elsewhere); a golden "
+        "mismatch is still refused",
+    )
     command("abort", "drop the canary label and stop serving the canary; stable untouched")
     return parser
 
@@ -187,7 +193,7 @@ def _run(rollout, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-
         return {"stable": rollout.promote(keep=args.keep)}
     if args.command == "abort":
         return {"aborted": rollout.abort(), "stable": rollout.entry().labels.get("stable")}
-    return {"stable": rollout.rollback()}
+    return {"stable": rollout.rollback(force=args.force)}
 
 
 if __name__ == "__main__":

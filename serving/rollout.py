@@ -210,10 +210,11 @@ class Rollout:
             self.log(f"stable -> version {canary}" + (f"; retired {retired}" if retired else ""))
             return canary
 
-    def rollback(self) -> int:
+    def rollback(self, *, force: bool = False) -> int:
         """``stable`` back to the previous stable in the release history; its successor and any
         canary stop being served. The previous stable is served again first if it was retired, and
-        answers its golden batch before the label moves."""
+        answers its golden batch before the label moves; ``force`` lets a version that has no golden
+        batch (published from elsewhere) through, a mismatch never."""
         with self._lock() as records:
             entry = self._specific_entry()
             stable = entry.labels.get(contract.STABLE_LABEL)
@@ -235,7 +236,9 @@ class Rollout:
                 self._apply(entry.replace(versions=entry.versions + (previous,)), entry, "serve", previous)
             try:
                 self._wait_available(previous)
-                golden = self._check_golden(previous)
+                golden = self._check_golden(
+                    previous, allow_missing=force, missing_hint="roll back with --force to skip the check"
+                )
             except DeepfakeError as err:
                 self._apply(entry, entry, "revert", previous, note=str(err))
                 raise
@@ -355,11 +358,16 @@ class Rollout:
                 if state != "AVAILABLE":
                     time.sleep(self.poll_s)
 
-    def _check_golden(self, version: int) -> dict:
+    def _check_golden(
+        self, version: int, *, allow_missing: bool = False, missing_hint: str = "re-export it"
+    ) -> dict:
         """Every server answers ``version``'s golden batch as it was exported; what was measured."""
         path = model_dir(self.repository, self.model) / str(version) / GOLDEN_FILE
         if not path.is_file():
-            raise RolloutError(f"version {version} has no golden batch ({path}); re-export it")
+            if allow_missing:
+                self.log(f"version {version} has no golden batch ({path}): not checked (--force)")
+                return {"skipped": "no golden batch (--force)"}
+            raise RolloutError(f"version {version} has no golden batch ({path}); {missing_hint}")
         golden = load_golden(path)
         images, expected = golden["images"], golden[contract.PROBABILITY_OUTPUT]
         worst_of_all = 0.0

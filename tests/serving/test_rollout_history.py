@@ -14,6 +14,7 @@ import pytest
 
 from deepfake_client.errors import DeepfakeError
 from deepfake_client.transport.base import Target
+from export.metadata import GOLDEN_FILE
 from serving.cli import main as rollout_main
 from serving.rollout import Rollout, RolloutError
 from tests.serving.load import ThreadedLoad
@@ -179,7 +180,12 @@ def test_repeated_rollbacks_walk_back_the_stables_only(
         assert rollout.rollback() == 2
         assert rollout.entry().versions == (2,)
         time.sleep(1.0)
-        assert rollout.rollback() == 1  # 1 was retired: served again, golden-checked, then labelled
+        # Version 1 as if published from elsewhere, without a golden batch: refused unless forced.
+        (rollout.repository / "deepfake_detector" / "1" / GOLDEN_FILE).unlink()
+        with pytest.raises(RolloutError, match="--force"):
+            rollout.rollback()
+        assert rollout.entry().versions == (2,) and dict(rollout.entry().labels) == {"stable": 2}
+        assert rollout.rollback(force=True) == 1  # 1 was retired: served again, then labelled
         assert rollout.entry().versions == (1,)
         time.sleep(1.0)
         before = rollout.config_path.read_text()
@@ -190,8 +196,9 @@ def test_repeated_rollbacks_walk_back_the_stables_only(
     check(load, rollout)
     assert 3 not in set().union(*load.versions().values())
     actions = [r.action for r in rollout.history()]
-    assert actions.count("rollback") == 2 and "revert" not in actions
-    assert [r.golden is not None for r in rollout.history() if r.action == "rollback"] == [True, True]
+    assert actions.count("rollback") == 2 and actions.count("revert") == 1
+    goldens = [r.golden for r in rollout.history() if r.action == "rollback"]
+    assert goldens[0]["crops"] > 0 and goldens[1] == {"skipped": "no golden batch (--force)"}
     # The CLI sees the same history.
     urls = [f"--server={s.grpc_url}" for s in servers]
     assert rollout_main(["status", "--repository", str(rollout.repository), *urls, "--last", "3"]) == 0
