@@ -312,7 +312,14 @@ def make_transport(
         url: the server.
         root_certificates: PEM roots for TLS (default: the system's).
         headers: sent with every call, e.g. ``{"authorization": "Bearer ..."}``.
+
+    Several replicas: a comma list of URLs or a gRPC target such as ``dns:///tfserving-pods:8500``
+    (see :mod:`deepfake_client.transport.balanced`).
     """
+    from deepfake_client.transport.balanced import is_balanced_url, make_balanced_transport
+
+    if is_balanced_url(url):
+        return make_balanced_transport(url, root_certificates=root_certificates, headers=headers)
     scheme, _, _ = split_url(url)
     if scheme in ("grpc", "grpcs"):
         from deepfake_client.transport.grpc import GrpcTransport

@@ -88,6 +88,9 @@ class GrpcTransport(Transport):
         url: the server.
         root_certificates: PEM roots for TLS; the system's when None.
         headers: metadata sent with every call (e.g. ``authorization``); keys are lower-cased.
+        target: the channel's gRPC target instead of ``url``'s ``host:port`` (e.g.
+            ``dns:///tfserving-pods:8500``; see ``transport.balanced``).
+        options: more channel options (e.g. a load-balancing service config).
     """
 
     def __init__(
@@ -96,6 +99,8 @@ class GrpcTransport(Transport):
         *,
         root_certificates: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        target: str | None = None,
+        options: Sequence[tuple[str, object]] = (),
     ):
         import grpc
 
@@ -109,8 +114,9 @@ class GrpcTransport(Transport):
             ("grpc.initial_reconnect_backoff_ms", 200),
             ("grpc.min_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 1000),
+            *options,
         ]
-        address = f"{host}:{port}"
+        address = target or f"{host}:{port}"
         if scheme == "grpcs":
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self._channel = grpc.secure_channel(address, credentials, options=options)
