@@ -139,6 +139,11 @@ def run_demo(
         f"{correct}/{len(videos)} sample videos labelled correctly (the truth is in each file name); "
         f"REST and gRPC scores differ by at most {agree:.1e}"
     )
+    print(
+        "The demo model is a tiny CNN trained in a minute on generated videos of one real face, its fakes "
+        "carrying blending artefacts: it shows that the chain works end to end; it is not a detector of "
+        "real deepfakes (for that, train a real backbone on DFDC, FaceForensics++ or Celeb-DF)."
+    )
     summary = {
         "version": version,
         "validation": run_info.get("metrics", {}),
