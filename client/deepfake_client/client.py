@@ -559,7 +559,9 @@ class DetectorClient:
         self.close()
 
     @classmethod
-    def local(cls, path: str | pathlib.Path, *, threads: int | None = None, **options: object) -> DetectorClient:
+    def local(
+        cls, path: str | pathlib.Path, *, threads: int | None = None, **options: object
+    ) -> DetectorClient:
         """A client that scores in this process with a TFLite or ONNX export (no server, no TensorFlow).
 
         ``path``: the folder ``deepfake-export --format tflite|onnx|tfjs`` wrote (or its model file).
