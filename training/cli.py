@@ -106,9 +106,11 @@ def prepare_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare_main(argv: list[str] | None = None) -> int:
-    """``deepfake-prepare``."""
-    args = prepare_parser().parse_args(argv)
+def prepare_main(argv: list[str] | None = None, *, parser=None, map_items=None) -> int:
+    """``deepfake-prepare``; ``deepfake-bulk prepare`` passes its parser and ``map_items(args)``,
+    which gives ``prepare_dataset`` its mapper (see there)."""
+    parser = parser or prepare_parser()
+    args = parser.parse_args(argv)
     options: dict[str, object] = {}
     if args.val_fraction is not None:
         options["val_fraction"] = args.val_fraction
@@ -134,6 +136,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             progress=not args.quiet,
             reader_options=options,
+            map_items=map_items(args) if map_items else None,
         )
 
     def show(info: dict) -> None:
@@ -148,7 +151,7 @@ def prepare_main(argv: list[str] | None = None) -> int:
                 f"{c['fake_crops']} fake)  {c['no_face']} without face  {c['failed']} failed"
             )
 
-    return _run("deepfake-prepare", args, command, show)
+    return _run(parser.prog, args, command, show)
 
 
 # --- deepfake-train ---------------------------------------------------------------------------------

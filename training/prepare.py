@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import functools
 import json
 import logging
 import multiprocessing
@@ -176,6 +177,7 @@ def prepare_dataset(
     limit: int | None = None,
     progress: bool = True,
     reader_options: dict | None = None,
+    map_items=None,
 ) -> dict:
     """Prepare face crops of ``dataset`` (``dfdc``, ``ffpp``, ``celebdf``, ``folder``) at ``root``.
 
@@ -193,6 +195,9 @@ def prepare_dataset(
         limit: prepare only the first ``limit`` items per split (for a quick try).
         progress: show a progress bar on stderr.
         reader_options: keyword arguments for the dataset reader.
+        map_items: ``map_items(crop, items)`` runs ``crop(item)`` (this module's ``crop_item``)
+            elsewhere and yields the records in any order, each once (``deepfake-bulk prepare``:
+            on Ray); the manifest is still written here. Default: ``workers`` local processes.
 
     Returns:
         The content of ``prepare.json`` (including counts of crops and videos per split).
@@ -253,7 +258,10 @@ def prepare_dataset(
         (out / MANIFEST).open("a") as handle,
         tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress, file=sys.stderr) as bar,
     ):
-        if workers == 1 or len(todo) <= 1:
+        if map_items is not None:
+            for record in map_items(functools.partial(crop_item, out_dir=out, **options), todo):
+                failed += _finish(handle, record, bar)
+        elif workers == 1 or len(todo) <= 1:
             results = (crop_item(item, out, **options) for item in todo)
             for record in results:
                 failed += _finish(handle, record, bar)
