@@ -59,7 +59,7 @@ def claim_output(out: pathlib.Path) -> None:
 
 
 def run_demo(
-    out: pathlib.Path, *, videos_per_class: int = 24, frames: int = 10, sample_pairs: int = 3, seed: int = 0
+    out: pathlib.Path, *, videos_per_class: int = 96, frames: int = 3, sample_pairs: int = 3, seed: int = 0
 ) -> dict:
     """Run the chain into ``out`` (see ``claim_output``); return the summary also written as JSON."""
     claim_output(out)  # first: a refusal costs no time
@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         help="working folder: created, or empty, or one a previous run made (its outputs are replaced); "
         "any other folder is refused",
     )
-    parser.add_argument("--videos-per-class", type=int, default=24)
+    # 96 short scenes of 3 frames rather than 24 of 10: as many crops (as much training time), but
+    # 4x as many different faces, blends and backgrounds; all 6 samples right on seeds 0-4
+    parser.add_argument("--videos-per-class", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument(
