@@ -137,7 +137,7 @@ def test_rollout_steps_killed_anywhere_leave_history_config_and_server_agreeing(
                     break
                 time.sleep(0.2)
             assert answered == stable
-        assert sum(v for k, v in outcomes.items() if k.endswith("killed")) >= 8, outcomes
+        assert sum(v for k, v in outcomes.items() if k.endswith("killed")) >= 6, outcomes
     finally:
         transport.close()
         assert stop(server) == 0
