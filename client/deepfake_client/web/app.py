@@ -8,7 +8,8 @@ app = create_app(client=client)          # uvicorn deepfake_client.web.app:... o
 Routes: ``GET /`` (the page), ``/static/*``, ``/favicon.ico``, ``POST /v1/scan`` (multipart upload
 -> verdict JSON of Contract 4; ``?thumbnails=1`` adds each person's representative face to its
 track), ``GET /healthz`` (can uploads be stored, does the model server answer, which version is
-``stable``), ``GET /metrics`` (Prometheus, see ``metrics``), ``GET /openapi.json``.
+``stable``), ``GET /metrics`` (Prometheus, see ``metrics``), ``GET /openapi.json``, and the on-device mode's
+``GET /v1/device``, ``/v1/model.onnx``, ``/v1/face-detector.onnx`` (see ``device``).
 
 One :class:`DetectorClient` serves every request: its gRPC channel multiplexes concurrent calls,
 its REST transport keeps one connection per thread, and the default face detector (one ONNX Runtime
@@ -142,6 +143,7 @@ def create_app(
     upload_dir: str | os.PathLike | None = None,
     token: bytes | None = None,
     close_client: bool = True,
+    device_model: str | os.PathLike | None = None,
 ) -> Any:
     """Build the gateway's Starlette app around one :class:`~deepfake_client.client.DetectorClient`.
 
@@ -152,6 +154,7 @@ def create_app(
         upload_dir: where temporary files go (default: a ``deepfake-web`` folder in the system temp).
         token: the bearer token every ``/v1/*`` request must carry (None: no check).
         close_client: close the client when the app shuts down.
+        device_model: an ONNX export for the page's on-device mode (see :mod:`deepfake_client.web.device`).
     """
     import anyio
     from starlette.applications import Starlette
@@ -161,6 +164,7 @@ def create_app(
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
+    from deepfake_client.web.device import device_routes, load_device_model
     from deepfake_client.web.metrics import GatewayMetrics
     from deepfake_client.web.middleware import GatewayMiddleware
     from deepfake_client.web.openapi import openapi_document
@@ -306,6 +310,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_page, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *device_routes(load_device_model(device_model), client),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to receive a whole upload (408 beyond)",
     )
     parser.add_argument("--upload-dir", default=None, help="folder for temporary uploads")
+    parser.add_argument(
+        "--device-model",
+        help="ONNX export for the page's on-device mode (deepfake-export RUN --format tfjs --out DIR)",
+    )
     access = parser.add_argument_group("access")
     access.add_argument(
         "--auth-token-file",
@@ -193,6 +197,7 @@ def _serve(args: argparse.Namespace) -> int:
         limits=limits,
         upload_dir=args.upload_dir,
         token=token,
+        device_model=args.device_model,
     )
     scheme = "https" if args.tls_cert else "http"
     logging.getLogger("deepfake_client.web").info(

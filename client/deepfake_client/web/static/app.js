@@ -1,5 +1,6 @@
 // The upload page: choose or drop a file, POST it to /v1/scan?thumbnails=1 (with upload progress),
 // show the verdict per person: a card each, a chart line each, and the boxes on the preview.
+// "On this device" (device.js) scans in the browser instead: the file is never sent.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -25,7 +26,7 @@ const FRIENDLY = {
   GatewayBusyError: ["The gateway is busy with other uploads.", "Try again in a few seconds."],
 };
 
-const state = { serverUp: false, busy: false, verdict: null, mediaUrl: null };
+const state = { serverUp: false, busy: false, verdict: null, mediaUrl: null, mode: "server", device: null };
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 function pct(p) { return p === null || p === undefined ? "–" : `${(100 * p).toFixed(1)} %`; }
@@ -79,14 +80,18 @@ function askForToken() {
   $("token").focus();
 }
 
+function modeReady() {
+  return state.mode === "device" ? Boolean(state.device && state.device.available) : state.serverUp;
+}
+
 function updateUploadState() {
-  const enabled = state.serverUp && !state.busy;
+  const enabled = modeReady() && !state.busy;
   $("file").disabled = !enabled;
   $("drop").classList.toggle("disabled", !enabled);
   $("drop").setAttribute("aria-disabled", String(!enabled));
-  $("drop-title").textContent = state.serverUp
-    ? (state.busy ? "Scanning…" : "Drop a video or an image here")
-    : "Uploads are paused while the model server is down";
+  $("drop-title").textContent = modeReady()
+    ? (state.busy ? "Scanning…" : state.mode === "device" ? "Drop a video or an image here (it stays on this device)" : "Drop a video or an image here")
+    : state.mode === "device" ? "On-device scanning is not available here" : "Uploads are paused while the model server is down";
 }
 
 async function checkHealth() {
@@ -146,7 +151,63 @@ function send(file) {
   });
 }
 
+// The on-device mode: is it offered (GET /v1/device), and the onnxruntime-web script, loaded once.
+async function checkDevice() {
+  try {
+    const t = token();
+    const reply = await fetch("/v1/device", { cache: "no-store", headers: t ? { Authorization: `Bearer ${t}` } : {} });
+    state.device = reply.ok ? await reply.json() : { available: false, reason: `HTTP ${reply.status}` };
+  } catch (err) {
+    state.device = { available: false, reason: String(err) };
+  }
+  const d = state.device;
+  $("mode-device").disabled = !d.available;
+  $("mode-hint").textContent = d.available
+    ? `On this device: ${d.runtime.name} ${d.runtime.version} runs the face detector and ${d.model.model_name} v${d.model.version ?? 0} in this browser; the file is not uploaded.`
+    : `On-device scanning is not available: ${d.reason}.`;
+  updateUploadState();
+}
+
+let runtimeScript = null;
+function loadRuntime() {
+  runtimeScript = runtimeScript || new Promise((resolve, reject) => {
+    const script = el("script", { src: "/static/vendor/ort.wasm.min.js" });
+    script.onload = resolve;
+    script.onerror = () => { runtimeScript = null; reject(new Error("onnxruntime-web could not be loaded")); };
+    document.head.append(script);
+  });
+  return runtimeScript;
+}
+
+async function scanOnDevice(file) {
+  clearError();
+  $("result").hidden = true;
+  state.busy = true;
+  updateUploadState();
+  $("upload-form").setAttribute("aria-busy", "true");
+  setStatus(`Scanning ${file.name} on this device…`);
+  try {
+    await loadRuntime();
+    const verdict = await window.deviceScan.scanFile(file, {
+      info: state.device, token: token(),
+      onProgress: (done, total) => setStatus(`Scanning ${file.name} on this device: frame ${done} of ${total}…`),
+    });
+    setStatus("");
+    showVerdict(verdict, file);
+  } catch (err) {
+    if (err.status === 401) askForToken();
+    showError(err.status || 0, { error: { type: "DeviceScanError", message: String(err.message || err) } });
+    $("error-what").textContent = "The scan on this device failed.";
+    $("error-todo").textContent = "Try again, or scan on the server.";
+  } finally {
+    $("upload-form").removeAttribute("aria-busy");
+    state.busy = false;
+    updateUploadState();
+  }
+}
+
 async function upload(file) {
+  if (state.mode === "device") { if (!state.busy && modeReady()) scanOnDevice(file); return; }
   if (!state.serverUp || state.busy) return;
   clearError();
   $("result").hidden = true;
@@ -184,6 +245,10 @@ function showVerdict(v, file) {
   $("model").textContent = `${v.model_name} v${v.model_version ?? "?"}`;
   $("face-count").textContent = `${v.face_count} in ${v.frames} frame${v.frames === 1 ? "" : "s"}`;
   $("timing").textContent = `${(v.timings_s.total || 0).toFixed(2)} s`;
+  $("mode-note").textContent = v.mode === "device"
+    ? `Scanned on this device with ${v.runtime ? `${v.runtime.name} ${v.runtime.version}` : "onnxruntime-web"}: the file was not uploaded.${v.note ? ` (${v.note})` : ""}`
+    : `Scanned on the server (${v.target}): the file was uploaded to this gateway.`;
+  $("mode-note").dataset.mode = v.mode === "device" ? "device" : "server";
   $("file-name").textContent = v.label === "NO_FACE"
     ? `${v.source}: no face was found, so there is no verdict on it.`
     : v.source;
@@ -355,8 +420,17 @@ function setup() {
     $("token-form").hidden = true;
     clearError();
     setStatus("Token saved for this tab. Upload a file.");
+    checkDevice(); // /v1/device needs the token too
   });
   $("download").addEventListener("click", download);
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", () => {
+      state.mode = radio.value;
+      if (state.mode === "device") loadRuntime().catch(() => {});
+      updateUploadState();
+    });
+  }
+  checkDevice();
   checkHealth();
   setInterval(checkHealth, HEALTH_EVERY_MS);
 }
