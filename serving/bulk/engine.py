@@ -17,9 +17,12 @@ Ray's own logs and progress bars stay off the terminal unless ``debug``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,20 +32,42 @@ DEFAULT_TASK_RETRIES = 3  # a row whose worker died this many times in a row fai
 OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store: rows and results are small
 
 
-def start_ray(address: str | None, *, cpus: int, debug: bool = False) -> None:
+@contextlib.contextmanager
+def ray_session(address: str | None, *, cpus: int, debug: bool = False) -> Iterator[None]:
     """Connect to the cluster at ``address`` (``auto``, ``ray://...``, ``RAY_ADDRESS``), or start a
-    local one with ``cpus`` CPUs (at least the machine's)."""
+    local one with ``cpus`` CPUs (at least the machine's); disconnect (or stop it) at the end.
+
+    Ray's driver prints its workers' failures ("task failed, 3 retries remaining") on stdout, which
+    is the command's: while inside, stdout goes to stderr under ``debug`` and nowhere otherwise.
+    """
     import ray
 
-    if ray.is_initialized():
+    if ray.is_initialized():  # a caller's session (tests, notebooks): theirs to end
+        yield
         return
+    with contextlib.redirect_stdout(sys.stderr if debug else io.StringIO()):
+        _start(address, cpus, debug)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+def _start(address: str | None, cpus: int, debug: bool) -> None:
+    import ray
+
     level = logging.INFO if debug else logging.ERROR
     for name in ("ray", "ray.data", "ray.data._internal"):
         logging.getLogger(name).setLevel(level)
     options: dict[str, Any] = dict(log_to_driver=debug, logging_level=level, include_dashboard=False)
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except ConnectionError as err:
+            from deepfake_client.errors import ServerUnavailableError
+
+            raise ServerUnavailableError(f"cannot reach the Ray cluster at {address}: {err}") from err
     else:
         ray.init(
             num_cpus=max(cpus, os.cpu_count() or 1),

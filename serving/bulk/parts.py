@@ -45,8 +45,9 @@ def shard_sources(sources: Sequence[str], size: int) -> list[dict]:
     return shards
 
 
-def open_output(out: str | os.PathLike[str], info: dict) -> pathlib.Path:
-    """Create ``out`` (or take an empty folder, or one this command wrote with the same ``info``).
+def open_output(out: str | os.PathLike[str], info: dict, *, create: bool = True) -> pathlib.Path:
+    """Create ``out`` (or take an empty folder, or one this command wrote with the same ``info``);
+    ``create=False`` only checks.
 
     Raises:
         InvalidInputError: ``out`` is a file, a folder with other things in it, or the output of
@@ -70,6 +71,8 @@ def open_output(out: str | os.PathLike[str], info: dict) -> pathlib.Path:
             raise InvalidInputError(
                 f"--out {out}: written with other settings ({', '.join(changed)}); use a new folder"
             )
+    if not create:
+        return out
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     if not (out / INFO).is_file():
         write_atomically(out / INFO, json.dumps(info, indent=2).encode() + b"\n")

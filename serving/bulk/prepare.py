@@ -41,17 +41,18 @@ def ray_mapper(args: argparse.Namespace) -> Callable[[Callable[[Any], dict], Seq
         raise InvalidInputError("--workers and --cpus-per-worker must be positive")
 
     def map_items(crop: Callable[[Any], dict], items: Sequence[Any]) -> Iterator[dict]:
-        from serving.bulk.engine import Apply, map_rows, start_ray
+        from serving.bulk.engine import Apply, map_rows, ray_session
 
         if not items:
             return
-        start_ray(args.address, cpus=math.ceil(args.workers * args.cpus_per_worker), debug=args.debug)
         rows = [{"arg": pickle.dumps(item)} for item in items]
         kwargs = {"fn": pickle.dumps(crop)}
-        for result in map_rows(
-            rows, Apply, kwargs, workers=args.workers, cpus_per_worker=args.cpus_per_worker
-        ):
-            yield pickle.loads(result["result"])
+        cpus = math.ceil(args.workers * args.cpus_per_worker)
+        with ray_session(args.address, cpus=cpus, debug=args.debug):
+            for result in map_rows(
+                rows, Apply, kwargs, workers=args.workers, cpus_per_worker=args.cpus_per_worker
+            ):
+                yield pickle.loads(result["result"])
 
     return map_items
 

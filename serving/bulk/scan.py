@@ -96,6 +96,7 @@ def run_scan(
     started = time.monotonic()
     info = {"command": "scan", "model": client.get("model"), "target": _target(client)}
     found, unusable = expand_sources(sources, manifests or ())
+    parts.open_output(out, info, create=False)  # refuse a folder that is not ours before anything
     with DetectorClient(**{**client, "retry_for_s": min(client.get("retry_for_s", 30.0), 10.0)}) as probe:
         probe.info()  # the server list and the model: fail once, here, not in every worker
     out = parts.open_output(out, info)
@@ -116,23 +117,23 @@ def run_scan(
     bar = _progress(len(todo), progress)
     failure = None
     if shards:
-        from serving.bulk.engine import map_rows, start_ray
+        from serving.bulk.engine import map_rows, ray_session
 
-        start_ray(address, cpus=math.ceil(workers * cpus_per_worker), debug=debug)
-        results = map_rows(
-            shards,
-            ScanWorker,
-            {"out": str(out), "client": client, "faces": faces},
-            workers=workers,
-            cpus_per_worker=cpus_per_worker,
-        )
-        try:
-            for result in results:
-                counts["scanned"] += result["scanned"]
-                counts["failed"] += result["failed"]
-                bar(result["scanned"], counts["failed"])
-        except Exception as err:  # noqa: BLE001 - Ray gave up on a shard: keep what is done
-            failure = err
+        with ray_session(address, cpus=math.ceil(workers * cpus_per_worker), debug=debug):
+            results = map_rows(
+                shards,
+                ScanWorker,
+                {"out": str(out), "client": client, "faces": faces},
+                workers=workers,
+                cpus_per_worker=cpus_per_worker,
+            )
+            try:
+                for result in results:
+                    counts["scanned"] += result["scanned"]
+                    counts["failed"] += result["failed"]
+                    bar(result["scanned"], counts["failed"])
+            except Exception as err:  # noqa: BLE001 - Ray gave up on a shard: keep what is done
+                failure = err
     bar(0, counts["failed"], close=True)
     merged = parts.merge_rows(out)
     path = parts.write_merged(out, merged)
