@@ -143,3 +143,29 @@ def test_refusals_leave_everything_as_it_was(
         pytest.skip("the ONNX conversion was bit-exact; no parity failure to provoke")
     assert code == 2 and "parity failed" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+def test_readme_edge_section_runs(
+    trained_run: pathlib.Path, tmp_path: pathlib.Path, face_video: pathlib.Path, capsys
+) -> None:
+    """README's "Edge and browser" exports and its Python example, with local paths."""
+    import re
+    import shlex
+
+    from export.cli import main
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("## Edge and browser")
+    text = readme[start : readme.index("\n## ", start + 1)]
+    bash = "\n".join(re.findall(r"```bash\n(.*?)```", text, re.S))
+    exports = [line.split("#")[0].strip() for line in bash.splitlines() if line.startswith("deepfake-export")]
+    assert len(exports) == 4
+    local = lambda s: s.replace("runs/r1", str(trained_run)).replace("edge/", f"{tmp_path}/edge/")  # noqa: E731
+    for command in exports:
+        assert main(shlex.split(local(command))[1:]) == 0, command
+    capsys.readouterr()
+    (snippet,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    namespace: dict = {}
+    exec(local(snippet).replace("clip.mp4", str(face_video)), namespace)  # noqa: S102
+    assert namespace["verdict"].label in (contract.FAKE, contract.REAL) and namespace["verdict"].faces
