@@ -70,8 +70,9 @@ def sample_frames(
     decoded straight through: by PyAV when it can read the file (``decoder="auto"``), which skips
     the non-reference frames that are not sampled (``decoding.PyAVVideo``: the same frames, indices
     and timestamps as OpenCV, about a third less CPU on x264 clips), else by OpenCV with
-    ``grab``/``retrieve``. With far-apart samples each sample is reached by seeking instead. OpenCV's seek decodes from the
-    keyframe before the target, so it only wins when samples are several keyframe intervals apart;
+    ``grab``/``retrieve``. With far-apart samples each sample is reached by seeking instead.
+    OpenCV's seek decodes from the keyframe before the target, so it only wins when samples are
+    several keyframe intervals apart;
     ``seek=None`` seeks when samples are at least ``SEEK_MIN_GAP_S`` apart. (Measured on 60 s 720p
     H.264 with 32 samples, 1.9 s apart: streaming 1.3 s, seeking 1.5 s with 2 s keyframe intervals
     and 3.5 s with 8 s ones, so such clips stream.) Rotation metadata is applied.
