@@ -114,3 +114,60 @@ def test_autoscaler_targets_tfserving_and_keeps_the_disruption_budget() -> None:
 def test_the_repository_volume_does_not_promise_s3() -> None:
     text = (K8S / "pvc.yaml").read_text()
     assert "s3:// does NOT work" in text and "gs://" in text
+
+
+def _named(kind: str, name: str) -> dict:
+    return next(d for d in documents() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def _headless_target(server: str) -> None:
+    """``dns:///<service>:<port>`` names the headless service of the replicas, on its gRPC port."""
+    host, port = server.removeprefix("dns:///").rsplit(":", 1)
+    service = _named("Service", host)
+    assert service["spec"].get("clusterIP") == "None"  # one DNS record per ready pod
+    assert int(port) in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_the_gateway_runs_as_in_compose_over_every_replica() -> None:
+    deployment = _named("Deployment", "deepfake-web")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text().replace("!reset", ""))["services"][
+        "web"
+    ]
+    assert container["args"] == compose["command"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DEEPFAKE_LABEL"] == compose["environment"]["DEEPFAKE_LABEL"]
+    _headless_target(env["DEEPFAKE_SERVER"])
+    # the token is a file from a Secret, as compose's secret
+    mount = next(
+        m for m in container["volumeMounts"] if env["DEEPFAKE_WEB_TOKEN_FILE"].startswith(m["mountPath"])
+    )
+    assert next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]["secretName"]
+    for probe in ("startupProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz"
+    # the upload space is compose's tmpfs size
+    tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+    size = next(v for v in pod["volumes"] if v["name"] == tmp["name"])["emptyDir"]["sizeLimit"]
+    assert size == next(t for t in compose["tmpfs"] if t.startswith("/tmp:")).split("size=")[1].replace(
+        "m", "Mi"
+    )
+    service = _named("Service", "deepfake-web")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_bulk_job_runs_a_real_deepfake_bulk_command() -> None:
+    pytest.importorskip("ray")
+    from serving.bulk.cli import build_parser
+
+    job = _named("Job", "deepfake-bulk-scan")
+    assert job["spec"]["suspend"] is True  # kubectl apply -k starts nothing
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    args = build_parser().parse_args(container["args"])  # the Job's arguments are deepfake-bulk's
+    assert args.command == "scan" and args.workers >= 1
+    for server in args.server:
+        _headless_target(server)
+    assert any(m["mountPath"] == "/dev/shm" for m in container["volumeMounts"])  # Ray's object store
+    dockerfile = (ROOT / "Dockerfile.bulk").read_text()
+    assert "[bulk]" in dockerfile and 'ENTRYPOINT ["deepfake-bulk"]' in dockerfile
+    assert container["image"].startswith("deepfake-serving-bulk")
