@@ -28,12 +28,14 @@ def batchnorm_probes(model) -> list[tuple]:
     import keras
 
     def walk(net, entry) -> list[tuple]:  # entry: outer inputs -> net's inputs (None: the same)
+        # one input as a tensor, not a list of one: called with a tensor, Keras warns otherwise
+        inputs = net.inputs[0] if len(net.inputs) == 1 else net.inputs
         found = []
         for layer in net.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
-                found.append((layer, _chain(entry, keras.Model(net.inputs, _call_in(net, layer)))))
+                found.append((layer, _chain(entry, keras.Model(inputs, _call_in(net, layer)))))
             elif isinstance(layer, keras.Model) and getattr(layer, "inputs", None):
-                found += walk(layer, _chain(entry, keras.Model(net.inputs, _call_in(net, layer))))
+                found += walk(layer, _chain(entry, keras.Model(inputs, _call_in(net, layer))))
         return found
 
     return walk(model, None)
