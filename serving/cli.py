@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             wait_timeout_s=args.timeout,
             log=lambda line: print(f"deepfake-rollout: {line}", file=sys.stderr),
         )
-        result = _run(rollout, args)
+        from training.quiet import quiet_tensorflow  # publishing a run imports TensorFlow
+
+        with quiet_tensorflow(debug=args.debug):
+            result = _run(rollout, args)
     except DeepfakeError as err:
         return report_error("deepfake-rollout", err, debug=args.debug)
     finally:

@@ -119,7 +119,9 @@ def test_client_installs_without_tensorflow(tmp_path: pathlib.Path) -> None:
 def test_production_publish_command(tmp_path: pathlib.Path) -> None:
     (command,) = commands(section("Production: TF Serving on a GPU server"), "deepfake-rollout")
     make_run(tmp_path / "runs" / "r1", seed=1)
-    run(command, tmp_path)
+    result = run(command, tmp_path)
+    # Publishing a run exports it with TensorFlow: its native start-up lines stay off the terminal.
+    assert all(line.startswith("deepfake-rollout: ") for line in result.stderr.splitlines()), result.stderr
     config = (tmp_path / "models" / "models.config").read_text()
     assert 'base_path: "/models/deepfake_detector"' in config  # the path TF Serving sees in the container
     assert (tmp_path / "models" / "deepfake_detector" / "1" / "saved_model.pb").is_file()
