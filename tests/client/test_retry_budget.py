@@ -47,7 +47,7 @@ def _policy(clock: Clock, retry_for_s: float, **options: object) -> RetryPolicy:
     )  # type: ignore[arg-type]
 
 
-def test_an_outage_is_ridden_out_for_the_budget_then_fails() -> None:
+def test_an_outage_is_ridden_out_for_the_budget_then_fails(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     policy = _policy(clock, 10.0)
     waits: list[float] = []
@@ -57,8 +57,10 @@ def test_an_outage_is_ridden_out_for_the_budget_then_fails() -> None:
         clock.now += 0.05  # each try costs a little
         raise ServerUnavailableError("connection refused")
 
-    with pytest.raises(ServerUnavailableError):
-        policy.call(down)
+    with caplog.at_level("WARNING", logger="deepfake_client"):
+        with pytest.raises(ServerUnavailableError, match="gave up after 10 s of retries"):
+            policy.call(down)
+    assert [r.getMessage() for r in caplog.records] == ["connection refused; retrying for up to 10 s"]
     assert 9.9 <= clock.now <= 10.2  # the budget, not 3 retries and 0.8 s
     assert len(waits) > 10 and max(clock.sleeps) <= 1.0  # polled at least once a second
     assert waits[0] == 0.0 and 9.0 < waits[1] <= 10.0  # then each try may wait what is left

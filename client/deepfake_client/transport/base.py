@@ -7,6 +7,7 @@ the scan pipeline live in :mod:`deepfake_client.client`.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -36,6 +37,7 @@ DEFAULT_RESOLVE_TTL_S = 1.0
 UNKNOWN_LABEL_TEXT = "Unrecognized servable version label"
 
 T = TypeVar("T")
+log = logging.getLogger("deepfake_client")
 
 
 @dataclass(frozen=True)
@@ -243,16 +245,19 @@ class RetryPolicy:
                     raise
                 now = self._clock()
                 with self._lock:
-                    if self._outage_since is None:
+                    opened = self._outage_since is None
+                    if opened:
                         self._outage_since = now
-                    left = self.retry_for_s - (now - self._outage_since)
+                    left = self.retry_for_s - (now - self._outage_since)  # type: ignore[operator]
                 timed = self.retry_for_s > 0
-                if (
-                    (self.retries is not None and attempt >= self.retries)
-                    or (timed and left <= 0)
-                    or (not timed and self.retries is None)
+                if (self.retries is not None and attempt >= self.retries) or (
+                    not timed and self.retries is None
                 ):
                     raise
+                if timed and left <= 0:
+                    raise type(err)(f"{err} (gave up after {self.retry_for_s:g} s of retries)") from err
+                if opened and timed:
+                    log.warning("%s; retrying for up to %g s", err, self.retry_for_s)
                 attempt += 1
                 pause = self._rng.uniform(0.0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
                 self._sleep(min(pause, left) if timed else pause)
