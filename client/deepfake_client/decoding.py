@@ -62,7 +62,10 @@ class PyAVVideo:
                 stamps.append(int(packet.pts))
         except av.FFmpegError:
             pass  # a damaged or cut file: the packets before the damage count
-        self._container.seek(0, stream=self._stream)
+        # Opened again rather than seeking back: not every container seeks to its very start.
+        self._container.close()
+        self._container = av.open(str(self.path), metadata_errors="ignore")
+        self._stream = self._container.streams.video[0]
         if len(set(stamps)) != len(stamps):
             return None
         return {pts: index for index, pts in enumerate(sorted(stamps))}

@@ -271,6 +271,7 @@ def _write_codec(path: pathlib.Path, codec: str, frames: list[np.ndarray], fps: 
         ("matroska.mkv", "libx264"),
         ("vp9.webm", "libvpx-vp9"),
         ("xvid.avi", "mpeg4"),
+        ("transport.ts", "libx264"),
     ],
 )
 def test_pyav_and_opencv_give_the_same_frames(tmp_path: pathlib.Path, name: str, codec: str) -> None:
