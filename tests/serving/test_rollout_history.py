@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -115,7 +116,8 @@ def check(load: Load, rollout: Timeline) -> None:
         counts[kind] = counts.get(kind, 0) + 1
     print(
         f"load: {len(load.answers)} answers, {len(load.errors)} failed, {len(wrong)} from a version not "
-        f"stable then; per client: {counts}; versions seen: {load.versions()}"
+        f"stable then; per client: {counts}; versions seen: {load.versions()}",
+        file=sys.__stderr__,  # shown with -s even where the test captures its own output
     )
     assert wrong == [], wrong[:5]
 
