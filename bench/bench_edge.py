@@ -51,9 +51,7 @@ def run(quick: bool) -> list[dict]:
             label = f"{fmt} {quantize or 'float32'}" if fmt == "tflite" else fmt
             folder = root / label.replace(" ", "-")
             folder.mkdir()
-            file = format_module(fmt).convert(
-                module, saved, folder, quantize=quantize, representative=representative
-            )
+            file = format_module(fmt).convert(saved, folder, quantize=quantize, representative=representative)
             facts = {"input_size": size, "crop_margin": contract.DEFAULT_CROP_MARGIN, "threshold": 0.5}
             (folder / FACTS_FILE).write_bytes(orjson.dumps(facts))
             edge = EdgeModel(file)

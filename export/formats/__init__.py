@@ -13,8 +13,8 @@ very SavedModel the run exports. Beside it ``model.json`` holds the version's fa
 crop margin, threshold: what ``model_info`` answers), and ``parity.json`` the check against that
 SavedModel (:mod:`export.formats.parity`). :mod:`export.formats.edge` does the common part.
 
-Each format module has ``EXTENSION``, ``RUNTIME`` and ``convert(module, saved_model,
-folder, *, quantize, representative) -> path``.
+Each format module has ``EXTENSION``, ``RUNTIME`` and ``convert(saved_model, folder, *,
+quantize, representative) -> path`` (the SavedModel's ``serving_default``, frozen).
 """
 
 from __future__ import annotations

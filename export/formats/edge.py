@@ -152,7 +152,7 @@ def export_edge(
             save_serving_model(module, saved)
             try:
                 file = module_of_format.convert(
-                    module, saved, staging, quantize=quantize, representative=representative
+                    saved, staging, quantize=quantize, representative=representative
                 )
             except Exception as err:  # the converters raise many types
                 raise InvalidInputError(f"the {fmt} conversion failed: {err}".splitlines()[0]) from err

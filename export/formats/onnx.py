@@ -1,4 +1,4 @@
-"""ONNX: tf2onnx on the ``serving_default`` function; run by ONNX Runtime.
+"""ONNX: tf2onnx on the frozen ``serving_default`` graph; run by ONNX Runtime.
 
 tf2onnx is the maintained TensorFlow -> ONNX converter (Keras 3's own ``export(format="onnx")``
 calls it too, for the TensorFlow backend). Only tf2onnx 1.17 accepts protobuf 5, which TensorFlow
@@ -11,7 +11,6 @@ from __future__ import annotations
 import pathlib
 import warnings
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
@@ -23,7 +22,6 @@ OPSET = 17
 
 
 def convert(
-    module: Any,
     saved: pathlib.Path,
     folder: pathlib.Path,
     *,
@@ -32,17 +30,24 @@ def convert(
 ) -> pathlib.Path:
     """Write ``folder/model.onnx`` (input ``images``; outputs ``fake_probability`` and ``logit``).
 
-    Converted from the serving module's ``serving_default`` (``saved``, its SavedModel, is unused:
-    tf2onnx wants the ``tf.function``).
+    Converted from ``serving_default`` of the SavedModel at ``saved``, frozen first by TensorFlow's
+    own ``convert_variables_to_constants_v2``: handed the function, tf2onnx left Keras 3's captured
+    constants (EfficientNet's ``Normalization`` mean and variance) as extra graph inputs.
     """
+    import onnx
     import tensorflow as tf
     import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     if quantize is not None:
         raise ValueError("the onnx format is float32 only (quantize: tflite)")
-    spec = module.serving_default.input_signature[0]
-    signature = [tf.TensorSpec(spec.shape, spec.dtype, name=contract.IMAGES_INPUT)]
-    path = folder / f"model{EXTENSION}"
+    loaded = tf.saved_model.load(str(saved))  # kept alive: the function refers to its variables
+    function = loaded.signatures[contract.DEFAULT_SIGNATURE]
+    frozen = convert_variables_to_constants_v2(function)
+    # TensorFlow's tensor names ("images:0", "Identity:0") -> the contract's; the outputs come in
+    # the order of the flattened output dict, i.e. of its sorted keys
+    names = {frozen.inputs[0].name: contract.IMAGES_INPUT}
+    names.update(zip((t.name for t in frozen.outputs), sorted(function.structured_outputs), strict=True))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # tf2onnx 1.17 still uses numpy 1 names; Keras patches them for its own ONNX export
@@ -51,7 +56,17 @@ def convert(
             patch_tf2onnx()
         except ImportError:
             pass
-        tf2onnx.convert.from_function(
-            module.serving_default, input_signature=signature, opset=OPSET, output_path=str(path)
+        model, _ = tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(),
+            input_names=[t.name for t in frozen.inputs],
+            output_names=[t.name for t in frozen.outputs],
+            opset=OPSET,
         )
+    for node in model.graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    for value in [*model.graph.input, *model.graph.output]:
+        value.name = names.get(value.name, value.name)
+    path = folder / f"model{EXTENSION}"
+    onnx.save(model, str(path))
     return path

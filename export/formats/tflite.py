@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
@@ -22,7 +21,6 @@ RUNTIME = "litert"
 
 
 def convert(
-    module: Any,
     saved: pathlib.Path,
     folder: pathlib.Path,
     *,

@@ -94,6 +94,29 @@ def test_format_passes_parity_with_the_facts_beside_it(
         assert (out / file).stat().st_size < (float_out / file).stat().st_size
 
 
+def test_keras_application_backbone_converts_with_parity(tmp_path: pathlib.Path) -> None:
+    """EfficientNet-B0 (Keras applications, untrained) through TFLite and ONNX: its Normalization
+    layer's captured constants are what a converter handed the unfrozen function got wrong."""
+    from export.formats import format_module
+    from export.formats.parity import check_parity
+    from export.metadata import golden_images
+    from export.signatures import build_serving_module, save_serving_model
+    from training.models import build_model
+
+    size = 224
+    saved = tmp_path / "saved_model"
+    save_serving_model(build_serving_module(build_model("efficientnet_b0", size), size, 0.3, 0.5), saved)
+    for fmt in ("tflite", "onnx"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        file = format_module(fmt).convert(saved, folder)
+        (folder / "model.json").write_bytes(
+            orjson.dumps({"input_size": size, "crop_margin": 0.3, "threshold": 0.5})
+        )
+        report = check_parity(file, saved, golden_images(size), threshold=0.5, quantized=False)
+        assert report["passed"] and report["max_abs_diff"] <= 1e-4, (fmt, report)
+
+
 def test_cli_prints_the_parity_report(trained_run: pathlib.Path, tmp_path: pathlib.Path, capsys) -> None:
     from export.cli import main
 
