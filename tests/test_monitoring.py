@@ -15,7 +15,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MONITORING = ROOT / "deploy" / "monitoring"
-METRIC = re.compile(r"(:tensorflow:[a-z_:]+|deepfake_web_[a-z_]+|\bup\b)")
+METRIC = re.compile(r"(:tensorflow:[a-z_:]+|deepfake_(?:web|bulk)_[a-z_]+|\bup\b)")
 
 
 def dashboard_module():  # type: ignore[no-untyped-def]
@@ -28,11 +28,12 @@ def dashboard_module():  # type: ignore[no-untyped-def]
         sys.path.remove(str(MONITORING))
 
 
-def exported_metric_names() -> set[str]:
-    """What TF Serving (its names, as the dev server exports them) and the gateway export."""
+def exported_metric_names(tmp: pathlib.Path) -> set[str]:
+    """What TF Serving (its names, as the dev server exports them), the gateway and bulk jobs export."""
     from prometheus_client import generate_latest
 
     from deepfake_client.web.metrics import GatewayMetrics
+    from serving.bulk.metrics import BulkMetrics
     from serving.devserver import metrics as tfs
 
     names = {"up"}  # Prometheus's own, per scrape target
@@ -44,6 +45,8 @@ def exported_metric_names() -> set[str]:
     for name, kind in re.findall(r"^# TYPE (\S+) (\w+)", text, re.M):  # labelled ones not yet seen too
         suffixes = ("_bucket", "_sum", "_count") if kind == "histogram" else ("",)
         names |= {name + suffix for suffix in suffixes}
+    BulkMetrics("scan", 0, tmp / "progress.prom")
+    names |= set(re.findall(r"^(deepfake_bulk_\w+)\{", (tmp / "progress.prom").read_text(), re.M))
     return names
 
 
@@ -78,8 +81,8 @@ def test_the_dashboard_is_a_grafana_dashboard() -> None:
     } <= titles
 
 
-def test_every_queried_metric_is_exported() -> None:
-    exported = exported_metric_names()
+def test_every_queried_metric_is_exported(tmp_path: pathlib.Path) -> None:
+    exported = exported_metric_names(tmp_path)
     used = {m.group(1) for expr in queries() for m in METRIC.finditer(expr)}
     assert used, "no metric found in the queries"
     assert used <= exported, sorted(used - exported)
@@ -134,3 +137,18 @@ def test_the_gateway_records_scores_by_version_and_target() -> None:
     assert 'deepfake_web_fake_probability_bucket{le="0.15",model_version="7",target="canary"} 1.0' in text
     assert 'deepfake_web_version_scan_seconds_count{model_version="7"} 3.0' in text
     assert "deepfake_web_model_available 1.0" in text
+
+
+def test_a_bulk_run_writes_its_progress_for_the_stalled_alert(tmp_path: pathlib.Path) -> None:
+    from serving.bulk.metrics import BulkMetrics
+
+    metrics = BulkMetrics("scan", 10, tmp_path / "progress.prom")
+    metrics.update(4, 1)
+    metrics.update(3, 1)
+    text = (tmp_path / "progress.prom").read_text()
+    assert (
+        'deepfake_bulk_done{command="scan"} 7.0' in text
+        and 'deepfake_bulk_running{command="scan"} 1.0' in text
+    )
+    metrics.close()
+    assert 'deepfake_bulk_running{command="scan"} 0.0' in (tmp_path / "progress.prom").read_text()

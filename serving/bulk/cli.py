@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(scan)
     scan.add_argument("--shard-size", type=int, help="sources per part (default: about 4 per worker, <= 64)")
     scan.add_argument("--retry-errors", action="store_true", help="try every error row again on a re-run")
+    scan.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="also push progress to this Prometheus Pushgateway (it is always in DIR/progress.prom)",
+    )
     client = scan.add_argument_group("scoring (as deepfake-scan)")
     for action in scan_parser()._actions:
         if action.dest in CLIENT_OPTIONS:
@@ -164,6 +169,7 @@ def _scan(args: argparse.Namespace) -> int:
         address=args.address,
         debug=args.debug,
         progress=not args.quiet,
+        pushgateway=args.pushgateway,
     )
     if args.json:
         print(json.dumps(summary))

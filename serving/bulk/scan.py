@@ -24,6 +24,7 @@ from typing import Any
 
 from deepfake_client.errors import DeepfakeError, error_message
 from serving.bulk import parts
+from serving.bulk.metrics import BulkMetrics
 from serving.bulk.sources import expand_sources, local_copy
 
 DEFAULT_MAX_SHARD = 64
@@ -113,8 +114,12 @@ def run_scan(
     address: str | None = None,
     debug: bool = False,
     progress: bool = True,
+    pushgateway: str | None = None,
 ) -> dict[str, Any]:
     """Scan every source into ``out`` (see the module); return the run's summary.
+
+    Progress also goes to ``out/progress.prom`` and, if given, the Prometheus ``pushgateway``
+    (``serving.bulk.metrics``).
 
     Raises:
         DeepfakeError: bad arguments, an output folder that is not ours, or the server/model
@@ -145,6 +150,7 @@ def run_scan(
     counts = {"scanned": 0, "failed": 0}
     first = (0.0, 0)
     bar = _progress(len(todo), progress)
+    metrics = BulkMetrics("scan", len(todo), pathlib.Path(out) / "progress.prom", pushgateway)
     failure = None
     if shards:
         from serving.bulk.engine import map_rows, ray_session
@@ -164,9 +170,11 @@ def run_scan(
                     counts["scanned"] += result["scanned"]
                     counts["failed"] += result["failed"]
                     bar(result["scanned"], counts["failed"])
+                    metrics.update(result["scanned"], counts["failed"])
             except Exception as err:  # noqa: BLE001 - Ray gave up on a shard: keep what is done
                 failure = err
     bar(0, counts["failed"], close=True)
+    metrics.close()
     merged = parts.merge_rows(out)
     path = parts.write_merged(out, merged)
     missing = [s for s in found if s not in merged]
