@@ -19,7 +19,9 @@ BALANCE_MODES = ("class_weight", "sample", "none")
 PRECISION_MODES = ("auto", "on", "off")
 MONITORS = ("auc", "loss")
 THRESHOLD_METRICS = ("youden", "f1", "eer", "calibrated")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "linear_decay")
+OPTIMIZERS = ("adamw", "sgd")
+AGGREGATIONS = ("confident", "mean", "max")
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,20 @@ class TrainConfig:
 
     backbone: str = "efficientnet_b0"
     input_size: int | None = None  # None: the backbone's default size
-    weights: str | None = None  # "imagenet" only when asked: nothing is downloaded otherwise
+    # "imagenet" (Keras applications; downloaded once into ~/.keras/models), a path to that Keras
+    # file (offline), or null (random initialisation; the only choice for the small CNNs)
+    weights: str | None = "imagenet"
     epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over the epochs)
+    # constant | cosine (decays to 0 over the epochs) | linear_decay (constant, then linearly to 0
+    # from lr_decay_start of the epochs on, per epoch: SBI's LinearDecayLR(100, 75))
+    lr_schedule: str = "constant"
+    lr_decay_start: float = 0.75
+    optimizer: str = "adamw"  # adamw | sgd (with momentum)
+    momentum: float = 0.9  # sgd only
+    # sharpness-aware minimisation (Foret et al. 2021): rho of the ascent step; 0 = off. SBI: 0.05
+    sam_rho: float = 0.0
     weight_decay: float = 1e-5
     dropout: float = 0.2
     label_smoothing: float = 0.0
@@ -41,14 +52,19 @@ class TrainConfig:
     monitor: str = "auc"  # auc | loss: the validation metric that picks the best epoch and stops early
     seed: int = 0
     mixed_precision: str = "auto"  # auto: on when a GPU is present
-    cache: bool = True  # keep decoded crops in memory (decode once)
-    shuffle_buffer: int = 4096
+    # keep decoded crops in memory (decode once) when they take at most cache_limit_mb; otherwise,
+    # or with cache: false, they are streamed from disk every epoch (memory bounded by the prefetch)
+    cache: bool = True
+    cache_limit_mb: int = 2048
+    # in-memory crops: shuffle buffer (null: the whole split, a full shuffle every epoch); streamed
+    # crops are always shuffled in full (their file list is shuffled before reading)
+    shuffle_buffer: int | None = None
     max_crops_per_video: int | None = None  # subsample each video's crops (train split only)
     # batch-norm moving statistics measured on all training crops before each validation
     # (training.batchnorm): for short runs whose moving averages never settle
     population_bn: bool = False
     population_bn_images: int = 2048  # measured on at most this many training crops, evenly spread
-    # augmentation (train split only)
+    # augmentation (train split only; with sbi, SBI's own transforms shared by each pair: training.sbi)
     augment: bool = True
     flip: bool = True
     rotation_deg: float = 8.0
@@ -62,11 +78,13 @@ class TrainConfig:
     jpeg_quality_min: int = 50
     noise_probability: float = 0.1
     noise_std: float = 4.0
-    # self-blended images (Shiohara & Yamasaki, CVPR 2022): fakes made from real crops
-    sbi: bool = False  # train on real crops + their self-blended copies (no fake video needed)
+    # self-blended images (Shiohara & Yamasaki, CVPR 2022): fakes made from real crops (training.sbi)
+    sbi: bool = False  # train on real crops + their self-blended copies; validate on self-blends only
     sbi_fake_weight: float = 0.0  # with sbi: keep real fakes too, sampled with this weight (0 drops them)
-    # evaluation
-    aggregate: str = "confident"  # how face scores make a video score (deepfake_client.verdict.aggregate)
+    # evaluation: how face scores make a video score. confident: the DFDC winner's rule over all
+    # faces (deepfake_client.verdict.aggregate); mean: the mean over frames of each frame's highest
+    # face score (SBI, DeepfakeBench); max: the highest face score
+    aggregate: str = "confident"
     # how the threshold is chosen on validation: youden | f1 | eer | calibrated
     threshold_metric: str = "youden"
 
@@ -100,7 +118,7 @@ def _check_value(key: str, value: object, source: str) -> object:
 
 
 def _validate(config: TrainConfig, source: str) -> TrainConfig:
-    from training.models import MODEL_NAMES
+    from training.models import MODEL_NAMES, PRETRAINED
 
     if config.backbone not in MODEL_NAMES:
         raise InvalidInputError(
@@ -114,10 +132,21 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         raise InvalidInputError(f"{source}: threshold_metric must be one of {', '.join(THRESHOLD_METRICS)}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise InvalidInputError(f"{source}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise InvalidInputError(f"{source}: optimizer must be one of {', '.join(OPTIMIZERS)}")
+    if not 0.0 <= config.lr_decay_start < 1.0 or config.sam_rho < 0 or config.cache_limit_mb < 0:
+        raise InvalidInputError(f"{source}: need 0 <= lr_decay_start < 1, sam_rho >= 0, cache_limit_mb >= 0")
+    if config.shuffle_buffer is not None and config.shuffle_buffer < 1:
+        raise InvalidInputError(f"{source}: shuffle_buffer must be >= 1 or null (a full shuffle)")
     if config.monitor not in MONITORS:
         raise InvalidInputError(f"{source}: monitor must be one of {', '.join(MONITORS)}")
-    if config.aggregate not in ("confident", "mean", "max"):
-        raise InvalidInputError(f"{source}: aggregate must be confident, mean or max")
+    if config.aggregate not in AGGREGATIONS:
+        raise InvalidInputError(f"{source}: aggregate must be one of {', '.join(AGGREGATIONS)}")
+    if config.weights and config.backbone not in PRETRAINED:
+        raise InvalidInputError(
+            f"{source}: model {config.backbone!r} has no pretrained weights (weights: "
+            f"{config.weights!r}); set weights: null"
+        )
     if (
         config.epochs < 1
         or config.batch_size < 1
@@ -174,10 +203,17 @@ def load_config(name: str, overrides: dict[str, object] | list[str] | None = Non
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     values.update({k: _check_value(k, v, "--set") for k, v in (overrides or {}).items()})
-    return _validate(TrainConfig(**values), f"{path} with --set" if overrides else str(path))
+    config = _validate(TrainConfig(**values), f"{path} with --set" if overrides else str(path))
+    from training.models import check_weights
+
+    check_weights(config.backbone, config.weights)  # a weights file must exist before a run starts
+    return config
 
 
 def config_from_dict(data: dict, source: str = "config") -> TrainConfig:
-    """Rebuild a config saved with a run (``config.yaml`` or ``run.json["config"]``)."""
+    """Rebuild a config saved with a run (``config.yaml`` or ``run.json["config"]``).
+
+    A run saved before ``weights`` defaulted to ImageNet keeps the value it recorded.
+    """
     values = {k: _check_value(k, v, source) for k, v in data.items()}
     return _validate(TrainConfig(**values), source)

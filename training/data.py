@@ -1,8 +1,12 @@
 """The ``tf.data`` input pipeline over a prepared crops folder.
 
-decode (parallel) -> cache -> shuffle -> [self-blend] -> augment (parallel, per-element seeds)
--> batch -> prefetch. :func:`preprocess` is the per-crop part, the same function eagerly and
-inside the pipeline (a test compares the two).
+Small sets: decode (parallel) -> cache in memory -> shuffle. Large sets (over ``cache_limit_mb``
+decoded, or ``cache: false``): shuffle the whole file list every epoch -> read and decode
+(parallel), so FF++ and DFDC train in bounded memory. Then [self-blend] -> augment (parallel,
+per-element seeds) -> batch -> prefetch. Either way every epoch is a full seeded shuffle of the
+split, so batches mix classes even though crops are listed video by video.
+:func:`preprocess` is the per-crop part, the same function eagerly and inside the pipeline (a test
+compares the two).
 """
 
 from __future__ import annotations
@@ -20,14 +24,35 @@ from training.prepare import read_info, read_manifest
 
 @dataclass(frozen=True)
 class Crops:
-    """The crops of one split: file paths, labels (1 = fake) and the video each comes from."""
+    """The crops of one split: file paths, labels (1 = fake), the video and frame each comes from.
+
+    ``sources`` says where a video comes from (an FF++ method, ``original``, a DFDC part ...);
+    ``empty`` lists the split's videos with no crop at all (no face found, or unreadable) as
+    ``(video id, label, source)``: evaluation scores them 0.5 instead of dropping them.
+    """
 
     paths: list[str]
     labels: np.ndarray
     videos: list[str]
+    frames: list[int] | None = None
+    sources: list[str] | None = None
+    empty: tuple[tuple[str, int, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def subset(self, keep) -> Crops:
+        """The crops at the indices ``keep`` (in that order), ``empty`` unchanged."""
+        keep = [int(i) for i in keep]
+        pick = lambda values: None if values is None else [values[i] for i in keep]  # noqa: E731
+        return Crops(
+            [self.paths[i] for i in keep],
+            self.labels[keep] if keep else self.labels[:0],
+            [self.videos[i] for i in keep],
+            pick(self.frames),
+            pick(self.sources),
+            self.empty,
+        )
 
 
 def evenly_spread(crops: Crops, count: int) -> Crops:
@@ -36,8 +61,7 @@ def evenly_spread(crops: Crops, count: int) -> Crops:
         raise InvalidInputError(f"the number of crops to keep must be positive, got {count}")
     if len(crops) <= count:
         return crops
-    keep = np.linspace(0, len(crops) - 1, count).round().astype(int)
-    return Crops([crops.paths[i] for i in keep], crops.labels[keep], [crops.videos[i] for i in keep])
+    return crops.subset(np.linspace(0, len(crops) - 1, count).round().astype(int))
 
 
 def load_crops(
@@ -52,18 +76,24 @@ def load_crops(
     data_dir = pathlib.Path(data_dir)
     read_info(data_dir)
     rng = np.random.default_rng(seed)
-    paths, labels, videos = [], [], []
+    paths, labels, videos, frames, sources, empty = [], [], [], [], [], []
     for record in sorted(read_manifest(data_dir), key=lambda r: r["id"]):
-        if record["split"] != split or not record["faces"]:
+        if record["split"] != split:
             continue
+        source = str(record.get("source") or "")
         faces = record["faces"]
+        if not faces:
+            empty.append((record["id"], int(record["label"]), source))
+            continue
         if max_per_video and len(faces) > max_per_video:
             faces = [faces[i] for i in sorted(rng.choice(len(faces), max_per_video, replace=False))]
         for face in faces:
             paths.append(str(data_dir / face["file"]))
             labels.append(record["label"])
             videos.append(record["id"])
-    return Crops(paths, np.asarray(labels, dtype=np.int64), videos)
+            frames.append(int(face.get("frame", 0)))
+            sources.append(source)
+    return Crops(paths, np.asarray(labels, dtype=np.int64), videos, frames, sources, tuple(empty))
 
 
 def read_crop(path, size: int):
@@ -81,14 +111,24 @@ def read_crop(path, size: int):
     return tf.ensure_shape(image, [size, size, 3])
 
 
-def self_blend_op(image, seed, margin: float):
-    """A self-blended pseudo-fake of ``image`` (a ``tf.numpy_function`` around ``training.sbi``)."""
+def self_blended_pair_op(image, seed, margin: float, training: bool):
+    """``(real, fake)`` of one real crop (a ``tf.numpy_function`` around ``training.sbi``)."""
     import tensorflow as tf
 
-    from training.sbi import self_blend_seeded
+    from training.sbi import self_blended_pair_seeded
 
-    fake = tf.numpy_function(self_blend_seeded, [image, seed, np.float64(margin)], tf.uint8, stateful=False)
-    return tf.ensure_shape(fake, image.shape)
+    real, fake = tf.numpy_function(
+        self_blended_pair_seeded,
+        [image, seed, np.float64(margin), training],
+        (tf.uint8, tf.uint8),
+        stateful=False,
+    )
+    return tf.ensure_shape(real, image.shape), tf.ensure_shape(fake, image.shape)
+
+
+def in_memory(count: int, size: int, config: TrainConfig) -> bool:
+    """Whether ``count`` decoded ``size`` px crops stay in memory (``cache``, within ``cache_limit_mb``)."""
+    return config.cache and count * size * size * 3 <= config.cache_limit_mb * 2**20
 
 
 def preprocess(image, seed, config: TrainConfig, training: bool):
@@ -109,6 +149,69 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     return {c: float(n / (2.0 * counts[c])) for c in (0, 1)}
 
 
+def crop_source(paths, labels, config: TrainConfig, *, size: int, shuffle: bool, seed: int = 0):
+    """Decoded ``(image, label)`` pairs of ``paths``: from memory or streamed from disk.
+
+    In memory (:func:`in_memory`): decoded once and cached, then shuffled through a buffer of
+    ``shuffle_buffer`` crops (null: all of them). Streamed: the file list is shuffled in full every
+    epoch (seeded) and each crop read and decoded again, so memory does not grow with the split.
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels).astype(np.float32)))
+
+    def read(p, y):
+        return read_crop(p, size), y
+
+    count = len(paths)
+    if in_memory(count, size, config):
+        ds = ds.map(read, num_parallel_calls=autotune, deterministic=True).cache()
+        if shuffle and count:
+            buffer = min(count, config.shuffle_buffer or count)
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        return ds
+    if shuffle and count:
+        ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return ds.map(read, num_parallel_calls=autotune, deterministic=True)
+
+
+def _pairs(ds, seeds, margin: float, training: bool):
+    """Each real crop followed by its self-blended copy (labels 0, 1)."""
+    import tensorflow as tf
+
+    def pair(image, seed):
+        real, fake = self_blended_pair_op(image, seed, margin, training)
+        return tf.data.Dataset.from_tensor_slices((tf.stack([real, fake]), tf.constant([0.0, 1.0])))
+
+    return tf.data.Dataset.zip(ds.map(lambda x, y: x), seeds).flat_map(pair)
+
+
+def self_blended_validation(crops: Crops, config: TrainConfig, *, size: int, margin: float):
+    """SBI's validation: the real crops of ``crops`` and their self-blended copies, the same every epoch.
+
+    Returns ``(dataset, pairs)``: batched ``(images, labels)`` and the :class:`Crops` describing
+    them in order (a blend's video is ``<video>#self-blended``), for scoring by video.
+    """
+    import tensorflow as tf
+
+    real = [i for i, y in enumerate(crops.labels) if y == 0]
+    reals = crops.subset(real)
+    ds = crop_source(reals.paths, reals.labels, config, size=size, shuffle=False)
+    seeds = tf.data.Dataset.range(len(reals)).map(lambda i: tf.stack([tf.constant(config.seed, tf.int64), i]))
+    ds = _pairs(ds, seeds, margin, False).map(lambda x, y: (x, tf.reshape(y, [1])))
+    twice = [i for i in range(len(reals)) for _ in (0, 1)]
+    pairs = reals.subset(twice)
+    pairs = Crops(
+        pairs.paths,
+        np.tile(np.array([0, 1], np.int64), len(reals)),
+        [v + ("#self-blended" if k % 2 else "") for k, v in enumerate(pairs.videos)],
+        pairs.frames,
+        [s if k % 2 == 0 else "self-blended" for k, s in enumerate(pairs.sources or [""] * len(twice))],
+    )
+    return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE), pairs
+
+
 def make_dataset(
     crops: Crops, config: TrainConfig, *, size: int, training: bool, margin: float = 0.3, repeat: bool = False
 ):
@@ -116,72 +219,55 @@ def make_dataset(
 
     Args:
         crops: the crops to read.
-        config: augmentation, batching, balance, seed and SBI settings.
+        config: augmentation, batching, balance, caching, seed and SBI settings.
         size: the model input size.
         training: shuffle, balance, self-blend and augment (otherwise keep order, no randomness).
-        margin: the crop margin of the prepared crops (where the face lies, for SBI masks).
+        margin: the crop margin of the prepared crops (where the face lies, for SBI).
         repeat: repeat forever (balanced sampling always does).
     """
     import tensorflow as tf
 
     autotune = tf.data.AUTOTUNE
-    sbi = training and config.sbi
-
-    def decoded(paths, labels):
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels.astype(np.float32)))
-        ds = ds.map(lambda p, y: (read_crop(p, size), y), num_parallel_calls=autotune, deterministic=True)
-        return ds.cache() if config.cache else ds
-
     if not training:
-        ds = decoded(crops.paths, crops.labels)
+        ds = crop_source(crops.paths, crops.labels, config, size=size, shuffle=False)
     else:
-        labels = crops.labels
-        real = [p for p, y in zip(crops.paths, labels, strict=True) if y == 0]
-        fake = [p for p, y in zip(crops.paths, labels, strict=True) if y == 1]
-        if sbi:
-            base = decoded(real, np.zeros(len(real), np.int64))
-            ds = base.shuffle(
-                min(len(real), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True
-            )
+        real = [p for p, y in zip(crops.paths, crops.labels, strict=True) if y == 0]
+        fake = [p for p, y in zip(crops.paths, crops.labels, strict=True) if y == 1]
+        if config.sbi:
+            base = crop_source(real, np.zeros(len(real)), config, size=size, shuffle=True, seed=config.seed)
             seeds = tf.data.Dataset.random(seed=config.seed + 1, rerandomize_each_iteration=True).batch(2)
-
-            def pair(image, seed):
-                fake_image = self_blend_op(image, seed, margin)
-                return tf.data.Dataset.from_tensor_slices(
-                    (tf.stack([image, fake_image]), tf.constant([0.0, 1.0]))
-                )
-
-            ds = tf.data.Dataset.zip(ds.map(lambda x, y: x), seeds).flat_map(pair)
+            # a pair's augmentation is SBI's own, shared by the two images (training.sbi)
+            ds = _pairs(base, seeds, margin, config.augment)
             if config.sbi_fake_weight > 0 and fake:
-                fakes = decoded(fake, np.ones(len(fake), np.int64)).repeat()
+                fakes = crop_source(
+                    fake, np.ones(len(fake)), config, size=size, shuffle=True, seed=config.seed
+                )
                 ds = tf.data.Dataset.sample_from_datasets(
-                    [ds.repeat(), fakes],
+                    [ds.repeat(), fakes.repeat()],
                     [1.0 - config.sbi_fake_weight, config.sbi_fake_weight],
                     seed=config.seed,
                 )
         elif config.balance == "sample":
-            parts = [
-                decoded(p, np.full(len(p), y, np.int64))
-                .repeat()
-                .shuffle(min(len(p), config.shuffle_buffer), seed=config.seed + y)
-                for y, p in ((0, real), (1, fake))
-            ]
             if not real or not fake:
                 raise InvalidInputError("balanced sampling needs both real and fake crops")
+            parts = [
+                crop_source(
+                    p, np.full(len(p), y), config, size=size, shuffle=True, seed=config.seed + y
+                ).repeat()
+                for y, p in ((0, real), (1, fake))
+            ]
             ds = tf.data.Dataset.sample_from_datasets(parts, [0.5, 0.5], seed=config.seed)
         else:
-            ds = decoded(crops.paths, crops.labels)
-            ds = ds.shuffle(
-                min(len(crops), config.shuffle_buffer), seed=config.seed, reshuffle_each_iteration=True
-            )
+            ds = crop_source(crops.paths, crops.labels, config, size=size, shuffle=True, seed=config.seed)
         if repeat:
             ds = ds.repeat()
-        seeds = tf.data.Dataset.random(seed=config.seed + 2, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda xy, seed: (preprocess(xy[0], seed, config, True), xy[1]),
-            num_parallel_calls=autotune,
-            deterministic=True,
-        )
+        if not config.sbi:
+            seeds = tf.data.Dataset.random(seed=config.seed + 2, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip(ds, seeds).map(
+                lambda xy, seed: (preprocess(xy[0], seed, config, True), xy[1]),
+                num_parallel_calls=autotune,
+                deterministic=True,
+            )
     ds = ds.map(lambda x, y: (x, tf.reshape(y, [1])))
     return ds.batch(config.batch_size, drop_remainder=False).prefetch(autotune)
 

@@ -14,7 +14,7 @@ import numpy as np
 from deepfake_client.errors import InvalidInputError, NotFoundError
 from training.config import TrainConfig, config_from_dict
 from training.data import Crops, load_crops, make_dataset
-from training.metrics import by_video, compute_metrics
+from training.metrics import NO_FACE_SCORE, PROTOCOLS, auc_by_source, by_video, compute_metrics
 
 RUN_INFO = "run.json"
 RUN_MODEL = "model.keras"
@@ -24,17 +24,36 @@ def predict_crops(model, crops: Crops, config: TrainConfig, size: int) -> np.nda
     """Fake probabilities of every crop (in order)."""
     if not len(crops):
         return np.zeros(0, dtype=np.float64)
-    ds = make_dataset(crops, config, size=size, training=False).map(lambda x, y: x)
-    logits = np.concatenate([np.asarray(model(batch, training=False)).reshape(-1) for batch in ds])
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return predict_batches(model, make_dataset(crops, config, size=size, training=False))
+
+
+def predict_batches(model, ds) -> np.ndarray:
+    """Fake probabilities of every image of the batched ``(images, labels)`` dataset ``ds`` (in order)."""
+    logits = [np.asarray(model(x, training=False)).reshape(-1) for x, _ in ds]
+    if not logits:
+        return np.zeros(0, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
 
 
 def split_report(crops: Crops, probabilities: np.ndarray, *, threshold: float, aggregate: str) -> dict:
-    """Frame-level and video-level metrics of one split at ``threshold``."""
-    videos, video_labels, video_scores = by_video(crops.videos, crops.labels, probabilities, aggregate)
+    """Frame-level and video-level metrics of one split at ``threshold``, the protocol, AUC per source."""
+    _, video_labels, video_scores, video_sources = by_video(crops, probabilities, aggregate)
+    frame_sources = crops.sources or [""] * len(crops)
     return {
         "frame": compute_metrics(crops.labels, probabilities, threshold),
-        "video": {**compute_metrics(video_labels, video_scores, threshold), "aggregate": aggregate},
+        "video": {
+            **compute_metrics(video_labels, video_scores, threshold),
+            "aggregate": aggregate,
+            "no_face": len(crops.empty),
+        },
+        "protocol": {
+            "frame": "every face crop scored on its own",
+            "video": PROTOCOLS[aggregate],
+            "no_face": f"videos with no face (or unreadable) scored {NO_FACE_SCORE} and counted",
+        },
+        "by_source": auc_by_source(
+            (crops.labels, probabilities, frame_sources), (video_labels, video_scores, video_sources)
+        ),
         "_curves": {"frame": (crops.labels, probabilities), "video": (video_labels, video_scores)},
     }
 

@@ -1,35 +1,87 @@
 """Detection metrics: accuracy, precision, recall, F1, ROC-AUC, log loss, EER; threshold choice;
-frame scores aggregated to video scores the way the client does."""
+frame scores aggregated to video scores with the client's rules; AUC per fake source (FF++ method)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+NO_FACE_SCORE = 0.5  # a video with no face found (or unreadable) is scored 0.5 and counted, as SBI does
+PROTOCOLS = {
+    "confident": "the DFDC winner's confident rule over all faces of the video",
+    "mean": "the mean over frames of each frame's highest face score (SBI, DeepfakeBench)",
+    "max": "the highest face score of the video",
+}
+CLASSIC_FFPP = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 
-def aggregate_scores(probabilities: np.ndarray, method: str) -> float:
-    """One score from a video's face probabilities, with the client's own rule when it has one.
 
-    Uses ``deepfake_client.verdict.aggregate`` (``confident``, ``mean``, ``max``) if that module
-    exists; otherwise the mean.
+def video_score(probabilities: np.ndarray, frames: list[int] | None, method: str) -> float:
+    """One video's score from its face probabilities with the client's ``aggregate``.
+
+    ``mean`` first takes each frame's highest face score (``frames`` gives each face's frame), then
+    the mean of those; ``confident`` and ``max`` use every face.
     """
-    try:
-        from deepfake_client.verdict import aggregate
-    except ImportError:
-        return float(np.mean(probabilities))
-    return float(aggregate(np.asarray(probabilities), method=method))
+    from deepfake_client.verdict import aggregate
+
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if method == "mean" and frames is not None:
+        per_frame: dict[int, float] = {}
+        for frame, p in zip(frames, probabilities, strict=True):
+            per_frame[frame] = max(per_frame.get(frame, 0.0), float(p))
+        probabilities = np.array(list(per_frame.values()))
+    return float(aggregate(probabilities, method=method))
 
 
-def by_video(videos: list[str], labels: np.ndarray, probabilities: np.ndarray, method: str):
-    """``(video ids, labels, scores)`` with one aggregated score per video (in first-seen order)."""
+def by_video(crops, probabilities: np.ndarray, method: str):
+    """``(video ids, labels, scores, sources)``, one score per video (first-seen order), then the
+    videos without a face (``crops.empty``) at :data:`NO_FACE_SCORE`."""
     order: dict[str, list[int]] = {}
-    for i, video in enumerate(videos):
+    for i, video in enumerate(crops.videos):
         order.setdefault(video, []).append(i)
-    ids = list(order)
-    video_labels = np.array([labels[idx[0]] for idx in order.values()], dtype=np.int64)
-    scores = np.array(
-        [aggregate_scores(probabilities[idx], method) for idx in order.values()], dtype=np.float64
-    )
-    return ids, video_labels, scores
+    frames, sources = crops.frames, crops.sources
+    ids = list(order) + [video for video, _, _ in crops.empty]
+    labels = [int(crops.labels[idx[0]]) for idx in order.values()] + [label for _, label, _ in crops.empty]
+    scores = [
+        video_score(probabilities[idx], None if frames is None else [frames[i] for i in idx], method)
+        for idx in order.values()
+    ] + [NO_FACE_SCORE] * len(crops.empty)
+    video_sources = [sources[idx[0]] if sources else "" for idx in order.values()]
+    video_sources += [source for _, _, source in crops.empty]
+    return ids, np.array(labels, dtype=np.int64), np.array(scores, dtype=np.float64), video_sources
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if len(np.unique(labels)) == 2 else None
+
+
+def auc_by_source(
+    frame: tuple[np.ndarray, np.ndarray, list[str]], video: tuple[np.ndarray, np.ndarray, list[str]]
+) -> dict[str, dict]:
+    """Frame and video ROC-AUC of each fake source (an FF++ method ...) against all real items.
+
+    Empty when the fakes come from fewer than two sources. With FF++'s four classic methods
+    present, ``classic_mean`` holds the mean of their AUCs (the number papers report).
+    """
+    fake_sources = sorted({s for y, s in zip(video[0], video[2], strict=True) if y == 1})
+    if len(fake_sources) < 2:
+        return {}
+    result: dict[str, dict] = {}
+    for source in fake_sources:
+        entry = {}
+        for level, (labels, scores, sources) in (("frame", frame), ("video", video)):
+            keep = np.array([y == 0 or s == source for y, s in zip(labels, sources, strict=True)], dtype=bool)
+            entry[f"{level}_auc"] = (
+                _auc(np.asarray(labels)[keep], np.asarray(scores)[keep]) if keep.any() else None
+            )
+            entry[f"{level}_fakes"] = int(np.sum(keep & (np.asarray(labels) == 1)))
+        result[source] = entry
+    if set(CLASSIC_FFPP) <= set(result):
+        result["classic_mean"] = {
+            f"{level}_auc": float(np.mean([result[m][f"{level}_auc"] or 0.0 for m in CLASSIC_FFPP]))
+            for level in ("frame", "video")
+        }
+    return result
 
 
 def equal_error_rate(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

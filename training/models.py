@@ -8,7 +8,7 @@ with ``keras.models.load_model`` and no custom objects.
 
 from __future__ import annotations
 
-from deepfake_client.errors import InvalidInputError
+from deepfake_client.errors import InvalidInputError, ServerUnavailableError
 
 _EFFICIENTNETS = {f"efficientnet_b{i}": size for i, size in enumerate((224, 240, 260, 300, 380))}
 DEFAULT_SIZES = {
@@ -21,6 +21,14 @@ DEFAULT_SIZES = {
 }
 MODEL_NAMES = tuple(DEFAULT_SIZES)
 DEFAULT_MODEL = "efficientnet_b0"
+# Keras applications: ImageNet weights by default (every published recipe starts from them). The
+# file Keras downloads (into ~/.keras/models), which --set weights=PATH accepts offline.
+IMAGENET_FILES = {
+    **{name: f"efficientnetb{name[-1]}_notop.h5" for name in _EFFICIENTNETS},
+    "xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+PRETRAINED = tuple(IMAGENET_FILES)
 
 
 def default_input_size(name: str) -> int:
@@ -30,22 +38,49 @@ def default_input_size(name: str) -> int:
     return DEFAULT_SIZES[name]
 
 
+def check_weights(name: str, weights: str | None) -> None:
+    """Refuse weights a backbone cannot take: ImageNet or a file for the small CNNs, a missing file."""
+    import pathlib
+
+    if weights and name not in PRETRAINED:
+        raise InvalidInputError(
+            f"model {name!r} has no pretrained weights (asked for {weights!r}): set weights: null"
+        )
+    if weights and weights != "imagenet" and not pathlib.Path(weights).is_file():
+        raise InvalidInputError(
+            f"weights {weights!r}: no such file (expected 'imagenet', null or the Keras file "
+            f"{IMAGENET_FILES.get(name, '')})"
+        )
+
+
+def _application(name: str, constructor, size: int, weights: str | None):
+    """A Keras application without its top, pooled, with ``weights``; offline, one line says what to do."""
+    try:
+        return constructor(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
+    except Exception as err:  # Keras raises a bare Exception for a failed download, ValueError for a file
+        if weights != "imagenet":
+            raise InvalidInputError(f"{weights}: cannot load it as {name} weights ({err})") from err
+        reason = " ".join(str(err).split())[:200]
+        raise ServerUnavailableError(
+            f"cannot download the ImageNet weights of {name} ({reason}); offline, train with "
+            f"--set weights=null (random initialisation) or --set weights=PATH to the Keras file "
+            f"{IMAGENET_FILES[name]} copied from ~/.keras/models of a machine with a network"
+        ) from err
+
+
 def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
     """Features ``[None, C]`` (pooled) of backbone ``name`` applied to float pixels 0..255 ``x``."""
     import keras
     from keras import layers
 
+    check_weights(name, weights)
     if name in _EFFICIENTNETS:
         # Keras' EfficientNets normalise 0..255 inputs themselves (Rescaling + Normalization inside).
         cls = getattr(keras.applications, f"EfficientNetB{name[-1]}")
-        net = cls(include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg")
-        return net(x)
+        return _application(name, cls, size, weights)(x)
     if name == "xception":
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(x)
-        net = keras.applications.Xception(
-            include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
-        )
-        return net(x)
+        return _application(name, keras.applications.Xception, size, weights)(x)
     if name == "resnet50":
         import numpy as np
 
@@ -56,12 +91,7 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
         for i in range(3):
             kernel[0, 0, i, 2 - i] = 1.0
         to_bgr.set_weights([kernel, -np.array([103.939, 116.779, 123.68], dtype="float32")])
-        net = keras.applications.ResNet50(
-            include_top=False, weights=weights, input_shape=(size, size, 3), pooling="avg"
-        )
-        return net(x)
-    if weights:
-        raise InvalidInputError(f"model {name!r} has no pretrained weights (asked for {weights!r})")
+        return _application(name, keras.applications.ResNet50, size, weights)(x)
     x = layers.Rescaling(1.0 / 255.0, name="normalize")(x)
     if name == "cnn256":
         # The two-convolution baseline: conv-pool, conv-pool, dense.
@@ -102,8 +132,9 @@ def build_model(
         name: ``efficientnet_b0`` .. ``efficientnet_b4``, ``xception``, ``resnet50``, ``cnn256``,
             ``dilated224`` or ``tiny``.
         input_size: ``S``; default: the backbone's own size.
-        weights: ``"imagenet"`` to start from pretrained weights (Keras applications only, downloads
-            them); ``None`` for a random initialisation, or a path to a weights file.
+        weights: ``"imagenet"`` to start from ImageNet weights (Keras applications only; Keras
+            downloads them once into ``~/.keras/models``), a path to that Keras file (offline), or
+            ``None`` for a random initialisation.
         dropout: dropout before the final layer.
 
     Returns:
@@ -116,12 +147,8 @@ def build_model(
     default_input_size(name)  # validates the name before anything is built
     if size < 16:
         raise InvalidInputError(f"input size must be at least 16, got {size}")
-    pretrained = weights if weights == "imagenet" else None
     inputs = keras.Input(shape=(size, size, 3), dtype="float32", name="images")
-    features = _backbone(name, inputs, size, pretrained, dropout)
+    features = _backbone(name, inputs, size, weights, dropout)
     x = layers.Dropout(dropout, name="head_dropout")(features)
     logits = layers.Dense(1, dtype="float32", name="logit")(x)
-    model = keras.Model(inputs, logits, name=name)
-    if weights and weights != "imagenet":
-        model.load_weights(weights)
-    return model
+    return keras.Model(inputs, logits, name=name)

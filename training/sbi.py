@@ -1,20 +1,27 @@
-"""Self-blended images: pseudo-fakes made from real faces only (after Shiohara & Yamasaki, CVPR 2022).
+"""Self-blended images (Shiohara & Yamasaki, CVPR 2022): pseudo-fakes made from real faces only.
 
-The idea: a face-swap leaves a blending boundary and a statistical mismatch (colour, frequency,
-a slight misalignment) between the inner face and its surroundings. Blending a transformed copy
-of a real face into itself reproduces exactly those traces, with nothing else changed, so a
-detector trained on (real, self-blended) pairs learns the traces and generalises to unseen
-manipulations. This is a re-implementation from the paper's description:
+A face swap leaves a blending boundary and a mismatch (colour, frequency, a slight misalignment)
+between the inner face and its surroundings. Blending a transformed copy of a real face into
+itself reproduces exactly those traces, so a detector trained on (real, self-blended) pairs learns
+the traces and generalises to unseen manipulations. This follows the authors' code
+(``src/utils/sbi.py``, ``funcs.py``, ``blend.py``), re-implemented on NumPy/OpenCV:
 
-1. source and target are the same crop; one of them (at random) gets a colour transform (RGB
-   shift, hue/saturation/brightness, contrast) and a frequency transform (down/up-sampling,
-   blur or sharpening);
-2. the source is slightly translated and rescaled (the misalignment);
-3. a mask covers the inner face: here, since crops carry no landmarks, a randomly sized, shifted
-   and rotated ellipse inside the known face box of a Contract 3 crop (the face occupies the central
-   ``1 / (1 + margin)`` of the crop), elastically deformed, then blurred with a random kernel;
-4. the blend ``mask * ratio * source + (1 - mask * ratio) * target``, ratio drawn from
-   {0.25, 0.5, 0.75, 1, 1, 1}.
+1. landmarks of the crop (dlib's 68 points, :mod:`training.landmarks`) and a mask: one of Face
+   X-ray's four landmark hulls, drawn at random;
+2. source and target are the same crop; one of the two (even odds) gets the *source transforms*:
+   RGB shift of up to 20 levels (p 0.3), hue/saturation/value shifts of up to 0.3 (p 1; on uint8
+   pixels, as albumentations applies them, a negative shift lowers a level by one and a positive
+   one changes nothing), brightness and contrast of up to 0.1 (p 1), then either a down-and-up
+   scaling by 2 or 4 or a sharpening (alpha 0.2-0.5, lightness 0.5-1), even odds;
+3. the source and the mask are shifted (3 % across, 1.5 % down) and scaled (0.95-1.053 on each
+   axis); the mask is elastically deformed (alpha 50, sigma 7);
+4. the mask is resized to 192-256 px, blurred (kernel 5-25), cut to its core, blurred again
+   (kernel 5-25, sigma 5-45) and scaled by a ratio from {0.25, 0.5, 0.75, 1, 1, 1};
+   ``blend = mask * source + (1 - mask) * target``;
+5. training pairs share one augmentation (:func:`shared_augment`): flip (p 0.5, before blending),
+   RGB shift (p 0.3), hue/saturation/value (p 0.3), brightness and contrast of up to 0.3 (p 0.3),
+   JPEG at quality 40-100 (p 0.5), and one random crop of the face box's margins (0.05-0.2 of the
+   box per side), resized back; validation pairs get none of it (the crop as served).
 """
 
 from __future__ import annotations
@@ -24,93 +31,169 @@ import numpy as np
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
 
-def blend_mask(size: int, margin: float, rng: np.random.Generator) -> np.ndarray:
-    """A soft inner-face mask, float32 ``[size, size]`` in 0..1, for a crop with crop margin ``margin``."""
+def _rgb_shift(images: list[np.ndarray], rng: np.random.Generator, limit: float) -> list[np.ndarray]:
+    shift = rng.uniform(-limit, limit, size=3)
+    return [np.clip(np.trunc(x.astype(np.float32) + shift), 0, 255).astype(np.uint8) for x in images]
+
+
+def _hsv_shift(images: list[np.ndarray], rng: np.random.Generator, limit: float) -> list[np.ndarray]:
+    """albumentations' uint8 HSV shift: look-up tables ``level + shift``, truncated."""
     import cv2
 
-    face = size / (1.0 + margin)
-    center = size / 2.0 + rng.uniform(-0.05, 0.05, size=2) * face
-    center[1] += 0.06 * face  # the inner face sits a little below the box centre
-    axes = (face * rng.uniform(0.3, 0.42), face * rng.uniform(0.38, 0.5))
-    mask = np.zeros((size, size), dtype=np.float32)
-    cv2.ellipse(
-        mask,
-        (round(center[0]), round(center[1])),
-        (max(1, round(axes[0])), max(1, round(axes[1]))),
-        float(rng.uniform(-20, 20)),
-        0,
-        360,
-        1.0,
-        -1,
+    levels = np.arange(256, dtype=np.float32)
+    hue, sat, val = rng.uniform(-limit, limit, size=3)
+    luts = [np.mod(levels + hue, 180.0), np.clip(levels + sat, 0, 255), np.clip(levels + val, 0, 255)]
+    luts = [lut.astype(np.uint8) for lut in luts]
+    out = []
+    for x in images:
+        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)
+        hsv = np.stack([cv2.LUT(hsv[..., c], luts[c]) for c in range(3)], axis=-1)
+        out.append(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB))
+    return out
+
+
+def _brightness_contrast(
+    images: list[np.ndarray], rng: np.random.Generator, limit: float
+) -> list[np.ndarray]:
+    alpha, beta = 1.0 + rng.uniform(-limit, limit), rng.uniform(-limit, limit)
+    lut = np.clip(np.arange(256, dtype=np.float32) * alpha + beta * 255.0, 0, 255).astype(np.uint8)
+    return [lut[x] for x in images]
+
+
+def _downscale_or_sharpen(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    if rng.random() < 0.5:  # SBI's RandomDownScale: nearest down by 2 or 4, linear back up
+        r = (2, 4)[rng.integers(2)]
+        small = cv2.resize(image, (max(1, int(w / r)), max(1, int(h / r))), interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    alpha, lightness = rng.uniform(0.2, 0.5), rng.uniform(0.5, 1.0)
+    effect = np.array([[-1, -1, -1], [-1, 8 + lightness, -1], [-1, -1, -1]], dtype=np.float32)
+    identity = np.zeros((3, 3), np.float32)
+    identity[1, 1] = 1.0
+    return cv2.filter2D(image, -1, (1 - alpha) * identity + alpha * effect)
+
+
+def source_transform(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SBI's source transforms (the colour and frequency mismatch) of one uint8 RGB image."""
+    if rng.random() < 0.3:
+        (image,) = _rgb_shift([image], rng, 20.0)
+    (image,) = _hsv_shift([image], rng, 0.3)
+    (image,) = _brightness_contrast([image], rng, 0.1)
+    return _downscale_or_sharpen(image, rng)
+
+
+def _random_affine(source: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    import cv2
+
+    h, w = mask.shape
+    sx, sy = rng.uniform(0.95, 1 / 0.95, size=2)
+    tx, ty = rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.015, 0.015) * h
+    matrix = np.array([[sx, 0, (1 - sx) * w / 2 + tx], [0, sy, (1 - sy) * h / 2 + ty]], dtype=np.float32)
+    source = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    return source, mask
+
+
+def _elastic(mask: np.ndarray, rng: np.random.Generator, alpha: float = 50.0, sigma: float = 7.0):
+    import cv2
+
+    h, w = mask.shape
+    dx, dy = (
+        cv2.GaussianBlur(rng.uniform(-1, 1, size=(h, w)).astype(np.float32), (0, 0), sigma) * alpha
+        for _ in range(2)
     )
-    # elastic deformation: a smooth random displacement field
-    grid = max(2, size // 16)
-    field = rng.normal(0.0, size * 0.03, size=(2, grid, grid)).astype(np.float32)
-    dx, dy = (cv2.resize(f, (size, size), interpolation=cv2.INTER_CUBIC) for f in field)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    mask = cv2.remap(mask, xx + dx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    # random erosion or dilation, then a random blur: hard and soft boundaries both occur in fakes
-    k = max(1, round(size * rng.uniform(0.0, 0.05)))
-    kernel = np.ones((k, k), np.uint8)
-    mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)
-    sigma = size * rng.uniform(0.01, 0.06)
-    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    peak = mask.max()
-    return mask / peak if peak > 0 else mask
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(mask, xx + dx, yy + dy, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
 
 
-def _colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def blend_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """SBI's ``get_blend_mask``: a soft ``[H, W]`` mask in 0..1 from a hard one."""
     import cv2
 
-    x = image.astype(np.float32) + rng.uniform(-20, 20, size=3)  # RGB shift
-    hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
-    hsv[..., 1] *= rng.uniform(0.8, 1.2)
-    hsv[..., 2] *= rng.uniform(0.85, 1.15)
-    x = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
-    mean = x.mean()
-    return np.clip((x - mean) * rng.uniform(0.85, 1.15) + mean, 0, 255)
+    h, w = mask.shape
+    size_h, size_w = rng.integers(192, 257, size=2)
+    small = cv2.resize(mask.astype(np.float32), (int(size_w), int(size_h)))
+    k1, k2 = (int(k) for k in rng.choice(np.arange(5, 26, 2), size=2))
+    blurred = cv2.GaussianBlur(small, (k1, k1), 0)
+    peak = blurred.max()
+    if peak <= 0:
+        return np.zeros((h, w), np.float32)
+    blurred = blurred / peak
+    blurred[blurred < 1] = 0
+    blurred = cv2.GaussianBlur(blurred, (k2, k2), float(rng.integers(5, 46)))
+    peak = blurred.max()
+    blurred = blurred / peak if peak > 0 else blurred
+    return cv2.resize(blurred, (w, h))
 
 
-def _frequency(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    import cv2
+def self_blend(
+    image: np.ndarray, rng: np.random.Generator, margin: float = 0.3, landmarks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(target, blend, mask)`` of the real face crop ``image`` (RGB uint8 ``[S, S, 3]``).
 
-    size = image.shape[0]
-    choice = rng.integers(3)
-    if choice == 0:  # resolution mismatch
-        small = max(4, round(size * rng.uniform(0.35, 0.8)))
-        down = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
-        return cv2.resize(down, (size, size), interpolation=cv2.INTER_LINEAR)
-    if choice == 1:
-        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.5))
-    blurred = cv2.GaussianBlur(image, (0, 0), 1.0)
-    return np.clip(image + rng.uniform(0.3, 1.0) * (image - blurred), 0, 255)
+    ``target`` is the real side of the pair: the crop itself, or its source-transformed copy when
+    the transform fell on the target (as in SBI's code). ``mask`` is the soft blend mask (0..1).
+    """
+    from training.landmarks import MASK_KINDS, crop_landmarks, landmark_mask
 
-
-def self_blend(image: np.ndarray, rng: np.random.Generator, margin: float = 0.3) -> np.ndarray:
-    """A self-blended pseudo-fake of the real face crop ``image`` (RGB uint8 ``[S, S, 3]``)."""
-    import cv2
-
-    size = image.shape[0]
-    source = image.astype(np.float32)
-    target = image.astype(np.float32)
-    changed = _frequency(_colour(source, rng), rng)
+    if landmarks is None:
+        landmarks = crop_landmarks(image, margin)
+    mask = landmark_mask(landmarks, image.shape[:2], MASK_KINDS[rng.integers(len(MASK_KINDS))])
+    source, target = image.copy(), image.copy()
     if rng.random() < 0.5:
-        source = changed
+        source = source_transform(source, rng)
     else:
-        target = changed
-    scale = rng.uniform(0.95, 1.05)
-    shift = rng.uniform(-0.03, 0.03, size=2) * size
-    matrix = cv2.getRotationMatrix2D((size / 2.0, size / 2.0), 0.0, scale)
-    matrix[:, 2] += shift
-    source = cv2.warpAffine(source, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
-    mask = blend_mask(size, margin, rng)[..., None] * rng.choice(BLEND_RATIOS)
-    out = mask * source + (1.0 - mask) * target
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        target = source_transform(target, rng)
+    source, mask = _random_affine(source, mask, rng)
+    mask = blend_mask(_elastic(mask, rng), rng) * rng.choice(BLEND_RATIOS)
+    blend = mask[..., None] * source.astype(np.float32) + (1 - mask[..., None]) * target.astype(np.float32)
+    return target, np.clip(blend, 0, 255).astype(np.uint8), mask.astype(np.float32)
 
 
-def self_blend_seeded(image: np.ndarray, seed: np.ndarray, margin: float) -> np.ndarray:
-    """:func:`self_blend` with the generator seeded from an int64 ``seed`` (for ``tf.numpy_function``)."""
-    return self_blend(
-        image, np.random.default_rng(np.asarray(seed, dtype=np.int64).astype(np.uint64)), float(margin)
+def shared_augment(
+    real: np.ndarray, fake: np.ndarray, rng: np.random.Generator, margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """SBI's training transforms, one draw applied to both images of a pair (then one random crop)."""
+    import cv2
+
+    pair = [real, fake]
+    if rng.random() < 0.3:
+        pair = _rgb_shift(pair, rng, 20.0)
+    if rng.random() < 0.3:
+        pair = _hsv_shift(pair, rng, 0.3)
+    if rng.random() < 0.3:
+        pair = _brightness_contrast(pair, rng, 0.3)
+    if rng.random() < 0.5:
+        quality = int(rng.integers(40, 101))
+        encoded = [cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, quality])[1] for x in pair]
+        pair = [cv2.imdecode(e, cv2.IMREAD_UNCHANGED) for e in encoded]
+    size = real.shape[0]
+    face = size / (1.0 + margin)
+    slack = (size - face) / 2.0  # the crop's margin on each side
+    cuts = [max(0.0, slack - face / 4 * rng.uniform(0.2, 0.8)) for _ in range(4)]  # left, top, right, bottom
+    x0, y0 = int(cuts[0]), int(cuts[1])
+    x1, y1 = size - int(cuts[2]), size - int(cuts[3])
+    return tuple(
+        cv2.resize(np.ascontiguousarray(x[y0:y1, x0:x1]), (size, size), interpolation=cv2.INTER_LINEAR)
+        for x in pair
     )
+
+
+def self_blended_pair(
+    image: np.ndarray, rng: np.random.Generator, margin: float, training: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(real, fake)``: a training pair (flip, blend, shared augmentation) or a validation pair."""
+    if training and rng.random() < 0.5:
+        image = np.ascontiguousarray(image[:, ::-1])
+    real, fake, _ = self_blend(image, rng, margin)
+    if training:
+        real, fake = shared_augment(real, fake, rng, margin)
+    return real, fake
+
+
+def self_blended_pair_seeded(image: np.ndarray, seed: np.ndarray, margin, training) -> tuple:
+    """:func:`self_blended_pair` seeded by an int64 ``seed`` (for ``tf.numpy_function``)."""
+    rng = np.random.default_rng(np.asarray(seed, dtype=np.int64).astype(np.uint64))
+    return self_blended_pair(image, rng, float(margin), bool(training))

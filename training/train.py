@@ -22,9 +22,25 @@ import time
 from deepfake_client.errors import InvalidInputError
 from training.batchnorm import population_statistics_callback
 from training.config import TrainConfig, config_from_dict
-from training.data import class_weights, evenly_spread, load_crops, make_dataset, steps_per_epoch
-from training.evaluate import RUN_INFO, RUN_MODEL, predict_crops, public, split_report, write_plots
+from training.data import (
+    class_weights,
+    evenly_spread,
+    load_crops,
+    make_dataset,
+    self_blended_validation,
+    steps_per_epoch,
+)
+from training.evaluate import (
+    RUN_INFO,
+    RUN_MODEL,
+    predict_batches,
+    predict_crops,
+    public,
+    split_report,
+    write_plots,
+)
 from training.metrics import by_video, choose_threshold
+from training.optim import make_optimizer, schedule_callbacks, use_sam
 from training.prepare import read_info
 
 log = logging.getLogger(__name__)
@@ -100,7 +116,9 @@ def train(
             raise InvalidInputError(f"{data_dir}: self-blended training needs real crops in the train split")
     else:
         class_weights(train_crops.labels)  # raises unless both classes are present
-    if len(set(val_crops.labels.tolist())) < 2:
+    if config.sbi and not (val_crops.labels == 0).any():
+        raise InvalidInputError(f"{data_dir}: self-blended validation needs real crops in the val split")
+    if not config.sbi and len(set(val_crops.labels.tolist())) < 2:
         raise InvalidInputError(
             f"{data_dir}: the val split needs real and fake crops to choose a threshold "
             f"(it has {len(val_crops)} crops)"
@@ -112,13 +130,19 @@ def train(
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
     policy = _configure_precision(config)
+    steps = steps_per_epoch(train_crops, config)
+    batches = steps or max(1, math.ceil(len(train_crops) / config.batch_size))
+    # built before anything is written: without its weights (offline) the run has not started
+    model = _compile(config, size, total_steps=batches * config.epochs)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
-    steps = steps_per_epoch(train_crops, config)
     train_ds = make_dataset(
         train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None
     )
-    val_ds = make_dataset(val_crops, config, size=size, training=False)
+    if config.sbi:  # SBI validates on self-blended images only: no real fake anywhere
+        val_ds, val_pairs = self_blended_validation(val_crops, config, size=size, margin=margin)
+    else:
+        val_ds, val_pairs = make_dataset(val_crops, config, size=size, training=False), val_crops
     stats_ds = (  # only for population batch-norm statistics
         make_dataset(
             evenly_spread(train_crops, config.population_bn_images), config, size=size, training=False
@@ -130,8 +154,6 @@ def train(
         class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
     )
 
-    batches = steps or max(1, math.ceil(len(train_crops) / config.batch_size))
-    model = _compile(config, size, total_steps=batches * config.epochs)
     best = out / "checkpoints" / "best.keras"
     monitor, mode = f"val_{config.monitor}", "max" if config.monitor == "auc" else "min"
     callbacks = [
@@ -139,6 +161,7 @@ def train(
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode=mode, save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        *schedule_callbacks(config),
     ]
     if stats_ds is not None:
         callbacks.insert(0, population_statistics_callback(stats_ds))
@@ -166,7 +189,7 @@ def train(
     keras.mixed_precision.set_global_policy("float32")
     shutil.copyfile(best, out / RUN_MODEL)
     model = keras.models.load_model(out / RUN_MODEL, compile=False)
-    report = _report(model, config, data_dir, out, size, val_crops)
+    report = _report(model, config, data_dir, out, size, val_pairs, val_ds)
     run = {
         "backbone": config.backbone,
         "input_size": size,
@@ -180,8 +203,9 @@ def train(
             "detector": info.get("detector"),  # how the crops' faces were found (and followed)
             "counts": info.get("counts"),
             "train_crops": len(train_crops),
-            "val_crops": len(val_crops),
+            "val_crops": len(val_pairs),
             "self_blended": config.sbi,
+            "validation": "self-blended val crops" if config.sbi else "val split",
         },
         "metrics": report["metrics"],
         "config": config.as_dict(),
@@ -206,18 +230,15 @@ def _compile(config: TrainConfig, size: int, *, total_steps: int = 1):
     from training.models import build_model
 
     model = build_model(config.backbone, size, config.weights, dropout=config.dropout)
-    learning_rate = config.learning_rate
-    if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, total_steps))
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=config.weight_decay),
+        optimizer=make_optimizer(config, total_steps),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
         metrics=[
             keras.metrics.AUC(from_logits=True, name="auc"),
             keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy"),
         ],
     )
-    return model
+    return use_sam(model, config.sam_rho)
 
 
 def _epochs_run(out: pathlib.Path) -> int:
@@ -226,13 +247,16 @@ def _epochs_run(out: pathlib.Path) -> int:
 
 
 def _report(
-    model, config: TrainConfig, data_dir: pathlib.Path, out: pathlib.Path, size: int, val_crops
+    model, config: TrainConfig, data_dir: pathlib.Path, out: pathlib.Path, size: int, val_crops, val_ds
 ) -> dict:
-    """Threshold chosen on validation (video level, aggregated as the client does); val and test metrics."""
+    """Threshold chosen on validation (video level, aggregated as the client does); val and test metrics.
+
+    With SBI the validation set is the val split's real crops and their self-blended copies.
+    """
     from training.plots import plot_history
 
-    val_probs = predict_crops(model, val_crops, config, size)
-    _, video_labels, video_scores = by_video(val_crops.videos, val_crops.labels, val_probs, config.aggregate)
+    val_probs = predict_batches(model, val_ds)
+    _, video_labels, video_scores, _ = by_video(val_crops, val_probs, config.aggregate)
     threshold = choose_threshold(video_labels, video_scores, config.threshold_metric)
     metrics, plots = {}, []
     for split, crops in (("val", val_crops), ("test", load_crops(data_dir, "test"))):

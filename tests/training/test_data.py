@@ -91,22 +91,6 @@ def test_self_blended_pairs(prepared_crops):
         assert not np.array_equal(images[i], images[i + 1])
 
 
-def test_blend_mask_covers_the_inner_face_only():
-    from training.sbi import blend_mask, self_blend
-
-    rng = np.random.default_rng(0)
-    for _ in range(5):
-        mask = blend_mask(64, 0.3, rng)
-        assert mask.dtype == np.float32 and mask.max() == pytest.approx(1.0)
-        assert mask[28:36, 28:36].mean() > 0.8  # the face centre is blended
-        assert mask[:3].max() < 0.05 and mask[:, :3].max() < 0.05  # the crop border is not
-    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    assert self_blend(image, np.random.default_rng(2)).shape == (64, 64, 3)
-    np.testing.assert_array_equal(
-        self_blend(image, np.random.default_rng(2)), self_blend(image, np.random.default_rng(2))
-    )
-
-
 def test_evenly_spread_keeps_a_spread_subset_in_order(prepared_crops):
     from training.data import evenly_spread
 

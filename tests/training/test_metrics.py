@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from training.data import Crops
 from training.metrics import by_video, choose_threshold, compute_metrics, equal_error_rate
 
 
@@ -33,11 +34,57 @@ def test_video_aggregation_uses_the_clients_rule():
     videos = ["a", "a", "a", "b", "b"]
     labels = np.array([1, 1, 1, 0, 0])
     probs = np.array([0.9, 0.95, 0.1, 0.3, 0.5])
-    ids, video_labels, scores = by_video(videos, labels, probs, "confident")
+    crops = Crops([""] * 5, labels, videos, [0, 1, 2, 0, 1])
+    ids, video_labels, scores, _ = by_video(crops, probs, "confident")
     assert ids == ["a", "b"] and video_labels.tolist() == [1, 0]
     assert scores[0] == pytest.approx(0.925)  # two of three confidently fake: their mean
     assert scores[1] == pytest.approx(0.4)
-    assert by_video(videos, labels, probs, "mean")[2][0] == pytest.approx(0.65)
+    assert by_video(crops, probs, "mean")[2][0] == pytest.approx(0.65)
+
+
+def test_mean_protocol_takes_each_frames_highest_face_and_no_face_videos_score_one_half():
+    # video a: frame 0 has two faces (0.2, 0.8), frame 1 one face (0.4): SBI's mean of per-frame max
+    crops = Crops(
+        [""] * 5,
+        np.array([1, 1, 1, 0, 0]),
+        ["a", "a", "a", "b", "b"],
+        [0, 0, 1, 0, 1],
+        ["Deepfakes"] * 3 + ["original"] * 2,
+        (("c", 1, "FaceSwap"), ("d", 0, "original")),
+    )
+    probs = np.array([0.2, 0.8, 0.4, 0.1, 0.3])
+    ids, labels, scores, sources = by_video(crops, probs, "mean")
+    assert ids == ["a", "b", "c", "d"] and labels.tolist() == [1, 0, 1, 0]
+    assert scores.tolist() == pytest.approx([0.6, 0.2, 0.5, 0.5])  # (0.8 + 0.4) / 2; no face: 0.5
+    assert sources == ["Deepfakes", "original", "FaceSwap", "original"]
+    assert by_video(crops, probs, "confident")[2][0] == pytest.approx(np.mean([0.2, 0.8, 0.4]))
+
+
+def test_auc_per_manipulation_method_against_all_reals():
+    from training.evaluate import split_report
+
+    rng = np.random.default_rng(0)
+    methods = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter"]
+    videos, labels, sources, probs = [], [], [], []
+    for v in range(20):  # 20 originals scored low, 20 fakes per method; Face2Face is the hard one
+        for method, label, centre in [("original", 0, 0.3)] + [
+            (m, 1, 0.32 if m == "Face2Face" else 0.8) for m in methods
+        ]:
+            for _ in range(2):
+                videos.append(f"{method}/{v}")
+                labels.append(label)
+                sources.append(method)
+                probs.append(float(np.clip(rng.normal(centre, 0.1), 0, 1)))
+    crops = Crops([""] * len(videos), np.array(labels), videos, [0, 1] * (len(videos) // 2), sources)
+    report = split_report(crops, np.array(probs), threshold=0.5, aggregate="mean")
+    by_source = report["by_source"]
+    assert set(by_source) == {*methods, "classic_mean"}
+    assert by_source["Deepfakes"]["video_auc"] > 0.95 > 0.75 > by_source["Face2Face"]["video_auc"]
+    assert by_source["Deepfakes"]["video_fakes"] == 20 and by_source["Deepfakes"]["frame_fakes"] == 40
+    classic = [by_source[m]["video_auc"] for m in methods[:4]]
+    assert by_source["classic_mean"]["video_auc"] == pytest.approx(np.mean(classic))
+    assert report["frame"]["roc_auc"] is not None and report["video"]["roc_auc"] is not None
+    assert "highest face score" in report["protocol"]["video"] and report["video"]["aggregate"] == "mean"
 
 
 def test_calibrated_threshold_stays_at_one_half_unless_validation_clearly_disagrees():
