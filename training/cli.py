@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from deepfake_client.contract import DEFAULT_CROP_MARGIN
-from deepfake_client.errors import DeepfakeError, report_error
+from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
 from deepfake_client.video import DEFAULT_FRAMES
 
 DATASETS = ("dfdc", "ffpp", "celebdf", "folder")
@@ -65,6 +65,31 @@ def _metrics_table(metrics: dict[str, dict]) -> list[str]:
 # --- deepfake-prepare -------------------------------------------------------------------------------
 
 
+def crop_size(config: str | None, overrides: list[str], size: int | None) -> int:
+    """The crop side for ``deepfake-prepare``: ``size`` if given, else the preset's input size.
+
+    A ``size`` that differs from the preset's is kept, with a warning that training will resize.
+    """
+    from training.config import load_config
+    from training.prepare import DEFAULT_SIZE
+
+    if config is None:
+        if overrides:
+            raise InvalidInputError("--set needs --config (the preset whose keys it overrides)")
+        return size or DEFAULT_SIZE
+    preset = load_config(config, overrides).resolved_input_size()
+    if size is not None and size != preset:
+        logging.getLogger("training.prepare").warning(
+            "crops at %d px, but %s takes %d px: training will resize every crop "
+            "(omit --size to prepare at %d px)",
+            size,
+            config,
+            preset,
+            preset,
+        )
+    return size or preset
+
+
 def prepare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfake-prepare",
@@ -76,7 +101,15 @@ def prepare_parser() -> argparse.ArgumentParser:
     parser.add_argument("root", help="dataset folder")
     parser.add_argument("out", help="crops folder to write (resumed if it exists)")
     parser.add_argument(
-        "--size", type=int, default=224, help="crop side S in pixels (the model input size; default 224)"
+        "--config",
+        help="training preset (or YAML file) the crops are for: their side is its input size "
+        "(default: efficientnet_b0's, 224)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of --config"
+    )
+    parser.add_argument(
+        "--size", type=int, help="crop side S in pixels (default: the --config preset's input size)"
     )
     parser.add_argument(
         "--margin",
@@ -126,7 +159,7 @@ def prepare_main(argv: list[str] | None = None, *, parser=None, map_items=None) 
             args.dataset,
             args.root,
             args.out,
-            size=args.size,
+            size=crop_size(args.config, args.set, args.size),
             margin=args.margin,
             frames=args.frames,
             max_faces=args.max_faces,
@@ -224,6 +257,12 @@ def evaluate_parser() -> argparse.ArgumentParser:
         "--split", default="test", choices=("train", "val", "test"), help="split (default test)"
     )
     parser.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
+    parser.add_argument(
+        "--aggregate",
+        choices=("confident", "mean", "max"),
+        help="video score from face scores: confident (DFDC winner), mean (of each frame's highest "
+        "face score: SBI, DeepfakeBench) or max (default: the run's)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
     _common(parser)
     return parser
@@ -237,7 +276,12 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         from training.evaluate import evaluate_run
 
         return evaluate_run(
-            args.run, args.data, split=args.split, threshold=args.threshold, plots=not args.no_plots
+            args.run,
+            args.data,
+            split=args.split,
+            threshold=args.threshold,
+            aggregate=args.aggregate,
+            plots=not args.no_plots,
         )
 
     def show(report: dict) -> None:
@@ -247,6 +291,11 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             f"videos aggregated by {report['video']['aggregate']})"
         )
         print("\n".join(_metrics_table({"frame": report["frame"], "video": report["video"]})))
+        print(f"  video score: {report['protocol']['video']}; {report['protocol']['no_face']}")
+        if report["video"].get("no_face"):
+            print(f"  {report['video']['no_face']} videos without a face (scored 0.5)")
+        for source, auc in report.get("by_source", {}).items():
+            print(f"  AUC {source:16} frame {_fmt(auc.get('frame_auc'))}  video {_fmt(auc.get('video_auc'))}")
         if report.get("plots"):
             print(f"  plots: {', '.join(report['plots'])}")
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from deepfake_client.errors import InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
@@ -150,8 +153,9 @@ def read_dfdc(
 ) -> list[Item]:
     """Read DFDC training parts and/or the DFDC public test set under ``root``.
 
-    Training parts are split into train/val/test by a hash of the original video (a fake and its
-    original share it). If the public test set is present (``videos/`` + ``labels.csv`` in
+    With three training parts or more, whole parts go to train, val or test (each part has its own
+    actors: identity-disjoint); with fewer, videos are split by a hash of the original video (a
+    fake and its original share it). If the public test set is present (``videos/`` + ``labels.csv`` in
     ``root`` or in ``root/test``), it is the test split and the parts give only train and val.
     """
     root = _require_dir(root)
@@ -166,6 +170,19 @@ def read_dfdc(
     items: list[Item] = []
     if test_roots:
         test_fraction = 0.0
+    # Identity-disjoint: a part's videos were filmed with its own actors, so with three parts or
+    # more whole parts go to one split; with fewer, videos are split by original (an actor may
+    # then appear on both sides, which the log says).
+    by_part = len(parts) >= 3
+    part_split = stratified_split(
+        {p.name: 0 for p in parts}, val_fraction=val_fraction, test_fraction=test_fraction
+    )
+    if parts and not by_part:
+        log.warning(
+            "%d DFDC part(s): split by original video, so actors may appear in train and val; "
+            "three parts or more are split by part (identity-disjoint)",
+            len(parts),
+        )
     for part in parts:
         metadata = _read_dfdc_metadata(part / "metadata.json")
         for name, entry in sorted(metadata.items()):
@@ -174,7 +191,11 @@ def read_dfdc(
                 continue  # parts are often downloaded partially; metadata lists the whole part
             fake = str(entry["label"]).upper() == "FAKE"
             group = str(entry.get("original") or name) if fake else name
-            split = hash_split(group, val_fraction=val_fraction, test_fraction=test_fraction)
+            split = (
+                part_split[part.name]
+                if by_part
+                else hash_split(group, val_fraction=val_fraction, test_fraction=test_fraction)
+            )
             items.append(Item(f"{part.name}/{name}", path, int(fake), split, group, part.name))
     for test_root in test_roots:
         labels_path = test_root / "labels.csv"
@@ -304,6 +325,17 @@ def _read_celebdf_test_list(path: pathlib.Path) -> dict[str, int]:
     return labels
 
 
+def _celebdf_identities(folder: str, stem: str) -> tuple[str, ...]:
+    """The people in a Celeb-DF video: ``idA`` for ``Celeb-real/idA_NNNN``, ``(idA, idB)`` for
+    ``Celeb-synthesis/idA_idB_NNNN`` (idA's video with idB's face); a YouTube-real video its own."""
+    parts = stem.split("_")
+    if folder == "Celeb-real" and len(parts) == 2:
+        return (parts[0],)
+    if folder == "Celeb-synthesis" and len(parts) == 3:
+        return (parts[0], parts[1])
+    return (f"{folder}/{stem}",)
+
+
 def _celebdf_group(folder: str, stem: str) -> str:
     if folder == "Celeb-synthesis":  # idA_idB_NNNN: idA's video NNNN with idB's face
         parts = stem.split("_")
@@ -320,8 +352,10 @@ def read_celebdf(
     """Read Celeb-DF v2 under ``root``.
 
     The videos of ``List_of_testing_videos.txt`` are the test split, with its (inverted) labels.
-    The other videos are split into train and val by a hash of their group; a video whose group
-    has a test video (a fake of a test original) is left out rather than leaked into training.
+    The other videos are split into train and val by celebrity (identity-disjoint; a fake of two
+    celebrities in different splits is left out); a video whose original is a test video (a fake of
+    a test original) is left out rather than leaked into training. The official test list shares
+    celebrities with the other videos: cross-dataset use (the usual one) tests on it alone.
     """
     root = _require_dir(root)
     present = [f for f in CELEBDF_FOLDERS if (root / f).is_dir()]
@@ -339,20 +373,25 @@ def read_celebdf(
                 f"{test_list}: {rel} is labelled {'FAKE' if label else 'REAL'} but lives in {folder}/"
             )
         test_groups.add(_celebdf_group(folder, pathlib.Path(name).stem))
+    videos = [(folder, path) for folder in present for path in sorted((root / folder).glob("*.mp4"))]
+    # Identity-disjoint train/val (and test without the official list): split by person; a fake
+    # whose two people fall in different splits is left out rather than leaked.
+    people = {p for folder, path in videos for p in _celebdf_identities(folder, path.stem)}
+    person_split = stratified_split(
+        {p: 0 for p in people}, val_fraction=val_fraction, test_fraction=0.0 if test_labels else 0.1
+    )
     items = []
-    for folder in present:
-        for path in sorted((root / folder).glob("*.mp4")):
-            rel = f"{folder}/{path.name}"
-            group = _celebdf_group(folder, path.stem)
-            if rel in test_labels:
-                items.append(Item(rel, path, test_labels[rel], "test", group, folder))
-            elif group in test_groups:
-                continue
-            else:
-                split = hash_split(
-                    group, val_fraction=val_fraction, test_fraction=0.0 if test_labels else 0.1
-                )
-                items.append(Item(rel, path, CELEBDF_FOLDERS[folder], split, group, folder))
+    for folder, path in videos:
+        rel = f"{folder}/{path.name}"
+        identities = _celebdf_identities(folder, path.stem)
+        if rel in test_labels:
+            items.append(Item(rel, path, test_labels[rel], "test", identities[0], folder))
+        elif _celebdf_group(folder, path.stem) in test_groups:
+            continue  # a fake of a test original, or that original: its face would leak
+        else:
+            splits = {person_split[p] for p in identities}
+            if len(splits) == 1:
+                items.append(Item(rel, path, CELEBDF_FOLDERS[folder], splits.pop(), identities[0], folder))
     return _non_empty(items, root, "Celeb-DF")
 
 

@@ -113,6 +113,7 @@ def evaluate_run(
     *,
     split: str = "test",
     threshold: float | None = None,
+    aggregate: str | None = None,
     plots: bool = True,
 ) -> dict:
     """Evaluate the finished run ``run_dir`` on ``split`` of a prepared crops folder.
@@ -122,6 +123,8 @@ def evaluate_run(
         data_dir: the crops folder; default: the one the run was trained on.
         split: ``train``, ``val`` or ``test``.
         threshold: the decision threshold; default: the run's (chosen on validation).
+        aggregate: how face scores make a video score (``confident``, ``mean``, ``max``); default:
+            the run's. The report records the protocol.
         plots: write ``roc_<split>.png`` and ``confusion_<split>.png`` into the run folder.
 
     Returns:
@@ -140,7 +143,10 @@ def evaluate_run(
     model = load_run_model(run_dir)
     threshold = info["threshold"] if threshold is None else threshold
     probabilities = predict_crops(model, crops, config, info["input_size"])
-    report = split_report(crops, probabilities, threshold=threshold, aggregate=config.aggregate)
+    aggregate = aggregate or config.aggregate
+    if aggregate not in PROTOCOLS:
+        raise InvalidInputError(f"unknown aggregation {aggregate!r} (known: {', '.join(PROTOCOLS)})")
+    report = split_report(crops, probabilities, threshold=threshold, aggregate=aggregate)
     result = {
         "run": str(run_dir),
         "data": str(data_dir),

@@ -158,7 +158,40 @@ def test_celebdf_inverted_labels_and_test_groups(tmp_path):
         if i.id
         not in ("YouTube-real/00170.mp4", "Celeb-real/id0_0000.mp4", "Celeb-synthesis/id2_id0_0000.mp4")
     } <= {"train", "val"}
-    assert items["Celeb-synthesis/id1_id2_0001.mp4"].split == items["Celeb-real/id1_0001.mp4"].split
+    # identity-disjoint: every kept video's people are all in its split, and no person in two splits
+    where: dict[str, set[str]] = {}
+    for item in items.values():
+        if item.split != "test":
+            folder, _, name = item.id.partition("/")
+            people = name[:-4].split("_")[:-1] if folder != "YouTube-real" else [item.id]
+            for person in people:
+                where.setdefault(person, set()).add(item.split)
+    assert all(len(splits) == 1 for splits in where.values()), where
+
+
+def test_celebdf_is_split_by_celebrity(tmp_path):
+    for c in range(12):
+        for v in range(3):
+            touch(tmp_path / "Celeb-real" / f"id{c}_{v:04d}.mp4")
+            touch(tmp_path / "Celeb-synthesis" / f"id{c}_id{(c + 1) % 12}_{v:04d}.mp4")
+            touch(tmp_path / "Celeb-synthesis" / f"id{c}_id{(c + 5) % 12}_{v:04d}.mp4")
+    items = read_celebdf(tmp_path, val_fraction=0.25)
+    real_split = {i.id.split("/")[1].split("_")[0]: i.split for i in items if i.source == "Celeb-real"}
+    assert sorted(set(real_split.values())) == ["test", "train", "val"]
+    for item in items:
+        people = item.id.split("/")[1][:-4].split("_")[:-1]
+        assert {real_split[p] for p in people} == {item.split}  # both people of a fake in its split
+    assert sum(i.label for i in items) < 72  # fakes across splits were left out, not leaked
+
+
+def test_dfdc_with_three_parts_or_more_splits_whole_parts(tmp_path):
+    make_dfdc(tmp_path, parts=8, originals=2)
+    items = read_dfdc(tmp_path, val_fraction=0.15, test_fraction=0.15)
+    part_splits: dict[str, set[str]] = {}
+    for item in items:
+        part_splits.setdefault(item.source, set()).add(item.split)
+    assert all(len(splits) == 1 for splits in part_splits.values())  # each part (its actors) on one side
+    assert sorted({s for (s,) in part_splits.values()}) == ["test", "train", "val"]
 
 
 def test_celebdf_bad_test_list(tmp_path):

@@ -157,3 +157,25 @@ def test_files_are_told_apart_by_content_not_suffix(synthetic_dataset, tmp_path,
     assert records["fake/readme.txt"]["status"] == "failed"
     assert "a text file" in records["fake/readme.txt"]["error"]
     assert "readme.txt" in caplog.text
+
+
+def test_crop_size_comes_from_the_preset_or_a_warning_says_it_will_be_resized(
+    synthetic_dataset, tmp_path, capsys, caplog
+):
+    args = ["--dataset", "folder", str(synthetic_dataset), "--frames", "1", "--workers", "1", "--limit", "1"]
+    assert prepare_main([*args, str(tmp_path / "a"), "--config", "smoke", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_size"] == 64  # smoke's input size
+    assert (
+        prepare_main([*args, str(tmp_path / "b"), "--config", "smoke", "--set", "input_size=48", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["input_size"] == 48
+    assert prepare_main([*args, str(tmp_path / "c"), "--config", "smoke", "--size", "40", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["input_size"] == 40
+    assert "smoke takes 64 px: training will resize every crop" in caplog.text
+    assert prepare_main([*args, str(tmp_path / "d"), "--set", "input_size=48", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--set needs --config" in err[0] and not (tmp_path / "d").exists()
+    assert prepare_main([*args, str(tmp_path / "e"), "--config", "nope", "--quiet"]) == 2
+    assert "unknown config preset 'nope'" in capsys.readouterr().err and not (tmp_path / "e").exists()
