@@ -41,7 +41,6 @@ from deepfake_client.transport.base import (
     Target,
     Transport,
     make_transport,
-    split_url,
 )
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
 from deepfake_client.video import (
@@ -157,7 +156,7 @@ class DetectorClient:
             raise InvalidInputError(f"canary_share must be in [0, 1], got {canary_share}")
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
-        resolve_encoding(encoding, "grpc", True)  # refuses an unknown one now
+        resolve_encoding(encoding, "", True)  # refuses an unknown one now
         # A version number wins over the default label; a version and an explicit other label clash.
         if version is not None and label == contract.STABLE_LABEL:
             label = None
@@ -375,7 +374,7 @@ class DetectorClient:
     def _predict(
         self, target: Target, crops: np.ndarray, info: VersionInfo
     ) -> tuple[np.ndarray, set[int | None]]:
-        encoding = resolve_encoding(self.encoding, split_url(self.transport.url)[0], info.encoded)
+        encoding = resolve_encoding(self.encoding, self.transport.url, info.encoded)
         scores, versions = [], set()
         for start in range(0, len(crops), self.batch_size):
             batch = crops[start : start + self.batch_size]

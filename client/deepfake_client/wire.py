@@ -29,11 +29,13 @@ JPEG_QUALITY = 95
 PREFERRED = {"grpc": "uint8", "grpcs": "uint8", "http": "png", "https": "png"}  # auto, by URL scheme
 
 
-def resolve_encoding(encoding: str, scheme: str, has_encoded: bool) -> str:
-    """The encoding to use: ``auto`` by transport, and ``uint8`` for a version without ``encoded``."""
+def resolve_encoding(encoding: str, url: str, has_encoded: bool) -> str:
+    """The encoding to use: ``auto`` by the transport's URL scheme (``uint8`` for anything but
+    REST, e.g. an in-process transport), and ``uint8`` for a version without ``encoded``."""
     if encoding not in ENCODINGS:
         raise InvalidInputError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
     if encoding == "auto":
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
         encoding = PREFERRED.get(scheme, "uint8")
         if not has_encoded:
             return "uint8"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deepfake_client import AsyncDetectorClient, DetectorClient, contract
-from deepfake_client.errors import NotFoundError, ServerUnavailableError
+from deepfake_client.errors import InvalidInputError, NotFoundError, ServerUnavailableError
 
 CROPS = np.stack([np.full((64, 64, 3), v, np.uint8) for v in (51, 102, 204, 230)])
 
@@ -200,3 +200,15 @@ def test_rest_auto_encoding_scores_exactly_as_grpc_uint8(devserver, face_image: 
             scores[name] = np.float32([f.fake_probability for f in client.scan_crops(crops).faces]).tolist()
     assert scores["rest"] == scores["grpc"] == scores["rest uint8"]
     assert scores["jpeg"] != scores["grpc"]  # lossy: the model saw other pixels
+
+
+def test_auto_encoding_by_transport() -> None:
+    from deepfake_client.wire import resolve_encoding
+
+    assert resolve_encoding("auto", "grpc://h:8500", True) == "uint8"
+    assert resolve_encoding("auto", "https://h", True) == "png"
+    assert resolve_encoding("auto", "http://h:8501", False) == "uint8"  # a version without `encoded`
+    assert resolve_encoding("auto", "local", True) == "uint8"  # an in-process transport
+    assert resolve_encoding("jpeg", "grpc://h", True) == "jpeg"
+    with pytest.raises(InvalidInputError):
+        resolve_encoding("webp", "grpc://h", True)
