@@ -43,6 +43,7 @@ from deepfake_client.transport.base import (
     make_transport,
 )
 from deepfake_client.verdict import FaceScore, Verdict, make_verdict
+from deepfake_client.versions import VersionInfo, read_version_info
 from deepfake_client.video import (
     DEFAULT_FRAMES,
     load_image,
@@ -54,21 +55,6 @@ from deepfake_client.wire import encode_crops, resolve_encoding
 log = logging.getLogger("deepfake_client")
 
 DEFAULT_BATCH_SIZE = 32
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """What the client must know about one model version, read from the server."""
-
-    model: str
-    version: int
-    input_size: int
-    crop_margin: float
-    threshold: float
-    encoded: bool = True  # has the ``encoded`` signature (JPEG/PNG crops)
-
-    def crop_params(self) -> tuple[int, float]:
-        return self.input_size, self.crop_margin
 
 
 @dataclass
@@ -217,15 +203,7 @@ class DetectorClient:
         return info
 
     def _read_info(self, pinned: Target, meta: object) -> VersionInfo:
-        signatures = meta.signatures  # type: ignore[attr-defined]
-        size = None
-        sig = signatures.get(contract.DEFAULT_SIGNATURE)
-        if sig is not None and contract.IMAGES_INPUT in sig.inputs:
-            shape = sig.inputs[contract.IMAGES_INPUT].shape
-            if shape and len(shape) == 4 and shape[1] > 0:
-                size = int(shape[1])
-        margin, threshold = contract.DEFAULT_CROP_MARGIN, contract.DEFAULT_THRESHOLD
-        if contract.INFO_SIGNATURE in signatures:
+        def ask_info() -> dict[str, np.ndarray]:
             result = self._call(
                 lambda wait_s: self.transport.predict(
                     pinned,
@@ -235,29 +213,9 @@ class DetectorClient:
                     wait_s=wait_s,
                 )
             )
-            out = result.outputs  # type: ignore[attr-defined]
-            margin = round(
-                float(np.asarray(out[contract.INFO_CROP_MARGIN]).reshape(-1)[0]), 6
-            )  # float32 -> 0.3
-            threshold = round(float(np.asarray(out[contract.INFO_THRESHOLD]).reshape(-1)[0]), 6)
-            size = size or int(np.asarray(out[contract.INFO_INPUT_SIZE]).reshape(-1)[0])
-        else:
-            log.warning(
-                "%s version %s has no %s signature: default margin and threshold",
-                pinned.model,
-                pinned.version,
-                contract.INFO_SIGNATURE,
-            )
-        if not size:
-            raise DeepfakeError(f"{pinned.model} version {pinned.version}: cannot tell its input size")
-        return VersionInfo(
-            pinned.model,
-            int(pinned.version or 0),
-            size,
-            margin,
-            threshold,
-            encoded=contract.ENCODED_SIGNATURE in signatures,
-        )
+            return result.outputs  # type: ignore[attr-defined,no-any-return]
+
+        return read_version_info(pinned, meta, ask_info)  # type: ignore[arg-type]
 
     def _choose_target(self) -> tuple[Target, VersionInfo]:
         if self.canary_share > 0 and self._rng.random() < self.canary_share:
