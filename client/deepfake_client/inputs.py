@@ -116,7 +116,9 @@ def _check_image(path: pathlib.Path) -> Kind:
         raise InvalidInputError(f"{path}: not a decodable image") from err
     except InvalidInputError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as err:  # Pillow's corrupt/truncated errors
+    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise anything on damaged data
+        # OSError, ValueError, SyntaxError, EOFError, but also IndexError, TypeError and struct.error
+        # (damaged GIF and TIFF files): all of them mean the file is not a usable image.
         reason = str(err).split("\n")[0] or type(err).__name__
         raise InvalidInputError(f"{path}: a corrupt or truncated image ({reason})") from err
     return "image"

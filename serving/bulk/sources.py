@@ -51,7 +51,7 @@ def _list_uri(uri: str) -> list[str]:
         if info.type == pafs.FileType.NotFound:
             raise NotFoundError(f"{uri}: no such object or folder")
         found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
-    except (OSError, ValueError, pafs.ArrowException) as err:  # type: ignore[attr-defined]
+    except (OSError, ValueError) as err:  # pyarrow's errors (ArrowException) subclass these
         raise InvalidInputError(f"{uri}: cannot list it ({err})") from err
     # the URI's scheme and authority before the file system's path (s3://, hdfs://host:8020, ...)
     stem = uri.rstrip("/")
@@ -111,6 +111,6 @@ def local_copy(source: str) -> Iterator[str]:
                 shutil.copyfileobj(remote, handle, 1 << 20)
         except FileNotFoundError as err:
             raise NotFoundError(f"{source}: no such object") from err
-        except (OSError, pafs.ArrowException) as err:  # type: ignore[attr-defined]
+        except (OSError, ValueError) as err:  # pyarrow's errors subclass these
             raise InvalidInputError(f"{source}: cannot read it ({err})") from err
         yield local

@@ -162,3 +162,10 @@ def test_the_gate_writes_nothing_to_stderr_on_hostile_files(
     done = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["InvalidInputError", "InvalidInputError", "image", "video"]
     assert done.stderr == ""
+
+
+def test_a_decoder_crash_on_damaged_data_is_a_corrupt_image() -> None:
+    """Pillow raises TypeError on this TIFF (a damaged IFD), not OSError: still one clear error."""
+    path = pathlib.Path(__file__).parents[1] / "data" / "corrupt-ifd.tiff"
+    with pytest.raises(InvalidInputError, match="corrupt"):
+        detect_kind(path)

@@ -146,9 +146,38 @@ def test_one_client_cannot_take_more_than_its_share(guarded) -> None:
     )
 
 
+def test_corrupt_images_that_crash_the_decoder_never_keep_a_slot(guarded) -> None:
+    """A TIFF whose damage makes Pillow raise TypeError (not OSError), sent more times than one
+    client's share: each is refused as unsupported, and every slot comes back."""
+    data = (pathlib.Path(__file__).parents[1] / "data" / "corrupt-ifd.tiff").read_bytes()
+    for _ in range(PER_CLIENT + 3):
+        reply = scan(guarded.url, data, source="127.0.0.70", name="scan.tiff", content_type="image/tiff")
+        assert reply.status_code == 415, reply.text
+        assert "corrupt" in reply.json()["error"]["message"]
+    assert wait_for(
+        lambda: metric(metrics_text(guarded), "deepfake_web_slots_in_use", stage="receiving") == 0, 5
+    )
+
+
 def test_a_connection_that_never_finishes_its_headers_is_closed(guarded) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=IDLE_S + 5) as sock:
         sock.sendall(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Type: multip")
+        start = time.monotonic()
+        assert read_reply(sock) == b""
+        assert time.monotonic() - start < IDLE_S + 2
+
+
+def test_a_kept_alive_connection_gets_the_same_header_deadline(guarded) -> None:
+    """After a first request, a connection that starts a second one and stalls is closed too."""
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=IDLE_S + 5) as sock:
+        sock.sendall(b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"</svg>" not in first:
+            chunk = sock.recv(65536)
+            assert chunk, first
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 200")
+        sock.sendall(b"POST /v1/scan HTTP/1.1\r\nHost: x\r\nContent-Ty")
         start = time.monotonic()
         assert read_reply(sock) == b""
         assert time.monotonic() - start < IDLE_S + 2

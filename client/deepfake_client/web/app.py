@@ -223,6 +223,9 @@ def create_app(
         except DeepfakeError as err:
             ticket.release()
             return refuse(err, close=True)
+        except BaseException:
+            ticket.release()  # whatever went wrong, the slot and the client's count come back
+            raise
         try:
             metrics.upload_bytes.inc(upload.size)
             ticket.received()

@@ -163,16 +163,31 @@ def header_timeout_protocol(idle_timeout_s: float) -> type:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderTimeoutProtocol(H11Protocol):
+        # Armed when the connection opens and again after every response (a kept-alive connection's
+        # next request gets the same deadline for its headers), closed if no request began since.
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._header_timer = self.loop.call_later(idle_timeout_s, self._headers_overdue)
+            self._header_timer = None
+            self._arm()
 
-        def _headers_overdue(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+        def _arm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            self._header_timer = self.loop.call_later(idle_timeout_s, self._headers_overdue, self.cycle)
+
+        def _headers_overdue(self, armed_cycle: object) -> None:
+            idle = self.cycle is None or self.cycle.response_complete
+            if self.cycle is armed_cycle and idle and not self.transport.is_closing():
                 self.transport.close()
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
         def connection_lost(self, exc: Exception | None) -> None:
-            self._header_timer.cancel()
+            if self._header_timer is not None:
+                self._header_timer.cancel()
             super().connection_lost(exc)
 
     return HeaderTimeoutProtocol
