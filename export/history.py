@@ -61,6 +61,10 @@ class RolloutError(DeepfakeError):
     grpc_code = "FAILED_PRECONDITION"
 
 
+class StateBusyError(RolloutError):
+    """Raised when the state lock stayed held (a rollout step waiting for a version) past a wait."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Release:
     """One change of what is served: the action, the version it concerned, and the state after it."""
@@ -105,7 +109,7 @@ def state_lock_waiting(repository: str | pathlib.Path, timeout_s: float = 60.0):
     return state_lock(
         repository,
         timeout_s=timeout_s,
-        busy=lambda: RolloutError(
+        busy=lambda: StateBusyError(
             f"{repository}: a rollout step held {STATE_LOCK_FILE} for over {timeout_s:.0f} s"
         ),
     )

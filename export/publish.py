@@ -135,14 +135,24 @@ def publish_version(
         raise repository_error(err, base, "publish failed") from err
     target = _publish_directory(base, build, version, mode)
     number = int(target.name)
-    with history.state_lock_waiting(repository):
-        history.record_publish(
-            repository,
-            config_path,
-            model_name,
-            number,
-            server_base_path=server_base_path or str(base.resolve()),
-            log=log,
+    try:
+        with history.state_lock_waiting(repository):
+            history.record_publish(
+                repository,
+                config_path,
+                model_name,
+                number,
+                server_base_path=server_base_path or str(base.resolve()),
+                log=log,
+            )
+    except history.StateBusyError:
+        if not config_path.exists():
+            raise  # the first version's config must be written: say so rather than half-publish
+        # The version is in place (not served): a publish does not change the config, so only its
+        # record is missing. Failing here would make a re-run publish the same model again as N+1.
+        log(
+            f"version {number} is published (not served); a rollout step kept {history.STATE_LOCK_FILE} "
+            "busy, so the release history does not list this publish"
         )
     return target
 

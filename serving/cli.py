@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             from deepfake_client.cli import parse_headers, read_certificates
             from deepfake_client.transport.base import make_transport
 
-            urls = args.server or [os.environ.get("DEEPFAKE_SERVER", "grpc://127.0.0.1:8500")]
+            urls = replica_urls(args.server or [os.environ.get("DEEPFAKE_SERVER", "grpc://127.0.0.1:8500")])
             roots = read_certificates(args.tls_ca) if args.tls_ca else None
             headers = parse_headers(args.header)
             servers = [make_transport(url, root_certificates=roots, headers=headers) for url in urls]
@@ -178,6 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(" ".join(f"{k}={v}" for k, v in result.items()))
     return 0
+
+
+def replica_urls(values: list[str]) -> list[str]:
+    """One URL per replica: the rollout must reach *every* replica itself (each waits for AVAILABLE,
+    answers the golden batch and gets the reload), so a comma list is split, and a balancing
+    target (``dns:///...``), which would reach one replica per call, is refused."""
+    from deepfake_client.transport.balanced import RESOLVER_PREFIXES
+
+    urls = [u.strip() for value in values for u in value.split(",") if u.strip()]
+    balanced = [u for u in urls if u.startswith(RESOLVER_PREFIXES)]
+    if balanced:
+        raise InvalidInputError(
+            f"--server {balanced[0]}: a rollout names every replica (--server grpc://pod-0.svc:8500 "
+            "--server grpc://pod-1.svc:8500 ...), not a balancing target that reaches one replica per call"
+        )
+    return urls
 
 
 def _run(rollout, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]

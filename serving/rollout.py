@@ -184,8 +184,9 @@ class Rollout:
                 self.log(f"version {version} refused; restoring the previous config")
                 self._apply(before, before, "revert", version, note=str(err))
                 raise
+            # Never stable as well, even where no stable exists: a canary answers only clients that ask
+            # for it, and only `promote` makes a version stable.
             labels = dict(entry.labels) | {contract.CANARY_LABEL: version}
-            labels.setdefault(contract.STABLE_LABEL, version)
             self._apply(self._specific_entry().replace(labels=labels), before, "canary", version, golden)
             self.log(f"version {version} is AVAILABLE, matches its golden batch, and is labelled canary")
             return version

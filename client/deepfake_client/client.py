@@ -376,15 +376,23 @@ class DetectorClient:
                     raise
                 answered = fresh.version
             else:
-                others = {v for v in versions if v is not None and v != info.version}
+                answering = {v for v in versions if v is not None}
+                others = answering - {info.version}
                 if not others:
                     answered = info.version
                     break
                 answered = max(others)  # a label moved mid-scan
                 new = self.info(target.pinned(answered))
                 if new.crop_params() == info.crop_params():
-                    info = new  # same crop: the answer stands, with the answering version's threshold
-                    break
+                    info = new  # same crop: the answering version's threshold
+                    if len(answering) == 1:
+                        break  # and one version answered every batch: the answer stands
+                    if attempt:
+                        raise DeepfakeError(f"{prepared.source}: the answering version kept changing")
+                    # Batches answered by two versions (a rollback mid-scan): one verdict must come
+                    # from one version, so every crop is scored again by the newer one.
+                    target = target.pinned(answered)
+                    continue
                 if attempt:
                     raise DeepfakeError(f"version {answered} answered a scan cropped for another version")
             if prepared.redo is None:

@@ -130,6 +130,24 @@ def test_canary_move_mid_scan_is_followed_with_a_version_pinned(server_url: str,
     assert [round(f.fake_probability, 2) for f in verdict.faces] == [0.2, 0.4, 0.8, 0.9]
 
 
+def test_a_label_moved_between_batches_never_mixes_two_versions_in_a_verdict(fake_serving) -> None:  # type: ignore[no-untyped-def]
+    """stable moves from 1 to 3 (same crop) after the first of two batches: every face of the
+    verdict is scored by 3, the version it names, not half by the version being left."""
+    from fakeserver import Version
+
+    fake_serving.model.versions[3] = Version(64)
+
+    def move(model) -> None:  # type: ignore[no-untyped-def]
+        model.labels["stable"] = 3
+
+    with DetectorClient(fake_serving.grpc_url, batch_size=2) as client:  # stable by default
+        fake_serving.model.after_predicts[len(fake_serving.model.calls) + 2] = move  # model_info, 1st batch
+        verdict = client.scan_crops(CROPS)
+    assert verdict.model_version == 3
+    scored = [v for sig, v in fake_serving.model.calls if sig == "serving_default"]
+    assert scored[:2] == [1, 3] and scored[2:] == [3, 3]  # the mixed scan, then all again on 3
+
+
 def test_bad_crops_are_invalid_input(fake_serving) -> None:  # type: ignore[no-untyped-def]
     from deepfake_client.errors import InvalidInputError
 

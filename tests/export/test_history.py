@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from deepfake_client.contract import MODEL_NAME
+from deepfake_client.errors import InvalidInputError
 from export import history
 from export.files import PublishError
 from export.history import RolloutError
@@ -258,3 +259,38 @@ def test_rollout_publish_and_publish_version_leave_the_same_state(tmp_path: path
     publish_version(b, copy_saved_model(source), server_base_path="/models/deepfake_detector")
     assert (a / "models.config").read_text() == (b / "models.config").read_text()
     assert [x[:2] for x in actions(a)] == [x[:2] for x in actions(b)] == [("publish", 1)]
+
+
+def test_a_publish_during_a_long_rollout_step_still_succeeds(tmp_path: pathlib.Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A canary that takes the state lock while a version is being built (and holds it, waiting for
+    its own version) must not turn a publish whose version is in place into a failure: a re-run
+    would publish the same model again as the next number."""
+    import contextlib
+
+    repository = tmp_path / "models"
+    publish(repository)
+    waited = history.state_lock_waiting
+    monkeypatch.setattr(history, "state_lock_waiting", lambda repo: waited(repo, timeout_s=0.2))
+    canary = contextlib.ExitStack()
+
+    def build(staging: pathlib.Path, version: int) -> None:
+        fake_saved_model(staging)
+        canary.enter_context(history.state_lock(repository, timeout_s=0, busy=lambda: RolloutError("held")))
+
+    lines: list[str] = []
+    with canary:
+        path = publish_version(repository, build, log=lines.append)
+    assert path.name == "2" and (path / "saved_model.pb").is_file()
+    assert "does not list this publish" in lines[-1]
+
+
+def test_a_rollout_reaches_every_replica_itself() -> None:
+    from serving.cli import replica_urls
+
+    assert replica_urls(["grpc://a:8500,grpc://b:8500", " http://c:8501 "]) == [
+        "grpc://a:8500",
+        "grpc://b:8500",
+        "http://c:8501",
+    ]
+    with pytest.raises(InvalidInputError, match="names every replica"):
+        replica_urls(["dns:///tfserving-pods:8500"])

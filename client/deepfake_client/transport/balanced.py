@@ -202,8 +202,11 @@ def make_balanced_transport(
         first = url.split(":", 1)[1].rsplit("/", 1)[-1].split(",")[0]
         if not first.rpartition(":")[2].isdigit():
             raise InvalidInputError(f"gRPC target {url!r} needs a port, e.g. dns:///tfserving-pods:8500")
+        # TLS roots mean a secure channel (grpcs), never certificates silently dropped.
+        scheme = "grpcs" if root_certificates is not None else "grpc"
         return GrpcTransport(
-            f"grpc://{first}",
+            f"{scheme}://{first}",
+            root_certificates=root_certificates,
             headers=headers,
             target=url,
             options=[("grpc.service_config", ROUND_ROBIN_CONFIG)],
