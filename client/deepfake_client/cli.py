@@ -240,18 +240,9 @@ def read_certificates(path: pathlib.Path) -> bytes:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepfake-scan``; return the exit code."""
     args = build_parser().parse_args(argv)
-    from deepfake_client.quiet import native_stderr_silenced, quiet_native_logs
+    from deepfake_client.quiet import run_console_command
 
-    try:
-        with native_stderr_silenced(debug=args.debug):
-            if not args.debug:
-                quiet_native_logs()
-            return _scan(args)
-    except DeepfakeError as err:
-        return report_error("deepfake-scan", err, debug=args.debug)
-    except KeyboardInterrupt:
-        print("deepfake-scan: interrupted", file=sys.stderr)
-        return 130
+    return run_console_command("deepfake-scan", lambda: _scan(args), debug=args.debug)
 
 
 def _scan(args: argparse.Namespace) -> int:

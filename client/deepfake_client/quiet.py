@@ -18,7 +18,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 AV_LOG_QUIET = -8  # FFmpeg's AV_LOG_QUIET
 _done = False
@@ -77,3 +77,22 @@ def native_stderr_silenced(*, debug: bool = False) -> Iterator[None]:
             os.close(saved)
         # else ``saved`` stays open: a logging handler made inside holds the stream on it, and its
         # late lines must still reach the terminal, not whatever file takes the number next.
+
+
+def run_console_command(
+    prog: str, command: Callable[[], int], *, debug: bool = False, interrupted: str = "interrupted"
+) -> int:
+    """Run a console script's ``command`` the way every client-side script does: native libraries
+    quiet (unless ``debug``), a ``DeepfakeError`` as one line with its exit code, Ctrl-C as 130."""
+    from deepfake_client.errors import DeepfakeError, report_error
+
+    try:
+        with native_stderr_silenced(debug=debug):
+            if not debug:
+                quiet_native_logs()
+            return command()
+    except DeepfakeError as err:
+        return report_error(prog, err, debug=debug)
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130

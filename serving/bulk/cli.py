@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
+from deepfake_client.errors import InvalidInputError
 
 # The scoring options of deepfake-scan, taken from its own parser (same names, defaults, help).
 CLIENT_OPTIONS = (
@@ -112,18 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["prepare"]:
         return _prepare(argv[1:])
     args = build_parser().parse_args(argv)
-    from deepfake_client.quiet import native_stderr_silenced, quiet_native_logs
+    from deepfake_client.quiet import run_console_command
 
-    try:
-        with native_stderr_silenced(debug=args.debug):
-            if not args.debug:
-                quiet_native_logs()
-            return _scan(args)
-    except DeepfakeError as err:
-        return report_error("deepfake-bulk", err, debug=args.debug)
-    except KeyboardInterrupt:
-        print("deepfake-bulk: interrupted (run the same command again to resume)", file=sys.stderr)
-        return 130
+    return run_console_command(
+        "deepfake-bulk",
+        lambda: _scan(args),
+        debug=args.debug,
+        interrupted="interrupted (run the same command again to resume)",
+    )
 
 
 def _scan(args: argparse.Namespace) -> int:
