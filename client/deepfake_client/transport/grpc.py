@@ -149,10 +149,19 @@ class GrpcTransport(Transport):
         import grpc
 
         waiting = wait_s > 0
+        if waiting:
+            # Wait for the channel on its own, so a server that never comes up costs the budget
+            # (wait_s), not the budget plus a whole call's timeout.
+            try:
+                grpc.channel_ready_future(self._channel).result(timeout=wait_s)
+            except grpc.FutureTimeoutError as err:
+                raise ServerUnavailableError(
+                    f"{self.url}: server unavailable: not reachable within {wait_s:.1f} s"
+                ) from err
         try:
             return stub(
                 request,
-                timeout=timeout_s + wait_s,
+                timeout=timeout_s,
                 metadata=self._metadata,
                 wait_for_ready=True if waiting else None,
             )
@@ -161,11 +170,6 @@ class GrpcTransport(Transport):
             details = (err.details() if hasattr(err, "details") else None) or str(err)
             name = code.name if code is not None else "UNKNOWN"
             if name == "DEADLINE_EXCEEDED":
-                if waiting:  # the budget is spent: the server never came up, or never answered
-                    raise ServerUnavailableError(
-                        f"{self.url}: server unavailable: no answer within {timeout_s + wait_s:g} s "
-                        "(waiting for it to be ready)"
-                    ) from err
                 raise DeadlineExceededError(f"{self.url}: no answer within {timeout_s:g} s") from err
             if name == "UNAVAILABLE":
                 raise ServerUnavailableError(f"{self.url}: server unavailable: {details}") from err
