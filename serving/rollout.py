@@ -404,6 +404,8 @@ class Rollout:
     @contextlib.contextmanager
     def _lock(self) -> Iterator[list[history.Release]]:
         """The state lock (a second rollout is refused at once), then the history reconciled."""
+        if not self.repository.is_dir():  # a typo must not leave a new folder behind
+            raise NotFoundError(f"{self.repository}: no such model repository")
         with history.state_lock(
             self.repository,
             timeout_s=0,

@@ -294,3 +294,11 @@ def test_a_rollout_reaches_every_replica_itself() -> None:
     ]
     with pytest.raises(InvalidInputError, match="names every replica"):
         replica_urls(["dns:///tfserving-pods:8500"])
+
+
+def test_a_step_on_a_missing_repository_creates_nothing(tmp_path: pathlib.Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "modles"  # a typo
+    for step in ("rollback", "abort", "promote", "canary"):
+        assert rollout_main([step, "--repository", str(missing), "--server", "grpc://127.0.0.1:9"]) == 3
+        assert capsys.readouterr().err.count("\n") == 1
+    assert not missing.exists()
