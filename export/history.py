@@ -251,13 +251,14 @@ def reconcile(
         return records
     config = ServingConfig.from_proto(parse_config(text, source=str(config_path)))
     note = "models.config was changed outside deepfake-rollout" if records else "history started"
-    for entry in config.models:
-        release = make_release(config, action="found", model=entry.name, version=None, note=note)
-        try:
-            _write_history(repository, [*records, release])
-        except OSError as err:
-            raise repository_error(err, history_path(repository), "cannot write the release history") from err
-        records.append(release)
+    found = [
+        make_release(config, action="found", model=m.name, version=None, note=note) for m in config.models
+    ]
+    try:
+        _write_history(repository, [*records, *found])  # one write for every model of the config
+    except OSError as err:
+        raise repository_error(err, history_path(repository), "cannot write the release history") from err
+    records.extend(found)
     if records and note != "history started":
         log(f"{note}: recorded as found in {HISTORY_FILE}")
     return records

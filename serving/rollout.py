@@ -413,5 +413,5 @@ class Rollout:
                 f"another rollout is running on {self.repository} (lock {history.STATE_LOCK_FILE})"
             ),
         ):
-            history.reconcile(self.repository, self.config_path, self.log)
-            yield self.history()
+            records = history.reconcile(self.repository, self.config_path, self.log)
+            yield [r for r in records if r.model == self.model]  # reconcile read them: not again
