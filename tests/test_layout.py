@@ -112,3 +112,5 @@ def test_images_use_the_pinned_version() -> None:
     dockerfile = (ROOT / "Dockerfile.gpu").read_text()
     assert f"ARG TF_SERVING_VERSION={pinned_serving_version()}\n" in dockerfile
     assert "FROM tensorflow/serving:${TF_SERVING_VERSION}-gpu" in dockerfile
+    k8s = (ROOT / "deploy" / "k8s" / "deployment.yaml").read_text()
+    assert f"image: tensorflow/serving:{pinned_serving_version()}-gpu" in k8s

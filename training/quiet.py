@@ -1,6 +1,6 @@
 """TensorFlow and absl keep quiet in the project's TensorFlow console scripts.
 
-Importing TensorFlow 2.19 on a machine without a GPU prints about ten lines before any of the
+Importing TensorFlow 2.20 on a machine without a GPU prints about ten lines before any of the
 project's own (cuFFT / cuDNN / cuBLAS factory registration, "computation placer already
 registered", cuInit, the oneDNN and CPU-feature notes). Some are written by absl before its log is
 initialised, straight to file descriptor 2, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. So a console

@@ -1,8 +1,8 @@
 """ONNX: tf2onnx on the frozen ``serving_default`` graph; run by ONNX Runtime.
 
 tf2onnx is the maintained TensorFlow -> ONNX converter (Keras 3's own ``export(format="onnx")``
-calls it too, for the TensorFlow backend). Only tf2onnx 1.17 accepts protobuf 5, which TensorFlow
-2.19 needs; with it, ``onnx`` 1.22 (1.23 wants protobuf 6+): pinned in the ``edge`` extra.
+calls it too, for the TensorFlow backend). tf2onnx 1.17 is the first release that accepts the
+protobuf TensorFlow 2.20 runs on (6.x): pinned in the ``edge`` extra.
 Opset 17: ONNX Runtime and onnxruntime-web both run it.
 """
 

@@ -8,8 +8,9 @@ resume) and ``deepfake-bulk prepare`` (a training set's crops).
 - ``scan.py``: the scan workers (one ``DetectorClient`` each) and the driver.
 - ``prepare.py``: ``deepfake-prepare``'s path with its videos cropped on Ray.
 
-Why Ray and not Apache Beam: Beam's Python SDK needs protobuf 6 (TensorFlow 2.19 refuses it),
-while ``ray[data]`` adds only pandas, pyarrow, fsspec, msgpack and filelock; Ray Data's actor pools
+Why Ray and not Apache Beam: when the engine was chosen, Beam's Python SDK needed protobuf 6, which
+TensorFlow 2.19 refused; with TensorFlow 2.20 it installs, and the choice stands: ``ray[data]``
+adds only pandas, pyarrow, fsspec, msgpack and filelock; Ray Data's actor pools
 keep one client and one face detector per worker, its retries, restarts and backpressure are its
 own, and KubeRay runs the same job on Kubernetes.
 """

@@ -1,6 +1,6 @@
 """Server-side request batching (``--enable_batching``), after TF Serving's BatchingSession.
 
-The semantics are those of TF Serving 2.19 (``tensorflow_serving/batching/batching_session.cc`` over
+The semantics are those of TF Serving 2.20 (``tensorflow_serving/batching/batching_session.cc`` over
 TensorFlow's ``core/kernels/batching_util/shared_batch_scheduler.h``), without large-batch
 splitting:
 

@@ -24,7 +24,7 @@ import sys
 from deepfake_client.errors import DeepfakeError
 from serving.devserver.flags import add_flags, channel_arguments, ignored_flags_given
 
-DEV_SERVER_VERSION = "2.19.0-devserver"  # the TF Serving release whose behaviour it follows (.env)
+DEV_SERVER_VERSION = "2.20.0-devserver"  # the TF Serving release whose behaviour it follows (.env)
 
 
 def build_parser() -> argparse.ArgumentParser:

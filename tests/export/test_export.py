@@ -106,7 +106,7 @@ def test_metadata_describes_the_version(exported_version: pathlib.Path) -> None:
     assert meta["version"] == int(exported_version.name)
     assert meta["input_size"] == 64 and meta["backbone"] == "tiny-test"
     assert meta["validation"]["max_abs_diff_keras"] <= meta["validation"]["tolerance"]
-    assert meta["tensorflow_version"].startswith("2.19")
+    assert meta["tensorflow_version"].startswith("2.20")
 
 
 def test_export_run_and_cli(tmp_path: pathlib.Path) -> None:

@@ -1,4 +1,4 @@
-"""Request batching (``--enable_batching``) observed from outside, as TF Serving 2.19 batches.
+"""Request batching (``--enable_batching``) observed from outside, as TF Serving 2.20 batches.
 
 The probe model's outputs reveal the batch each request ran in (its size after padding, its first
 row, the sum of its rows), so merging, splitting, the size limit and padding are seen in the

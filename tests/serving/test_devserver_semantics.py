@@ -98,7 +98,7 @@ def test_flag_refusals_are_one_line_exit_2(argv, text):
 def test_version_flag_and_no_native_noise():
     result = _cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("TensorFlow ModelServer: ")
-    assert "TensorFlow Library: 2.19" in result.stdout
+    assert "TensorFlow Library: 2.20" in result.stdout
     for noise in ("cuInit", "cuDNN", "cuFFT", "computation placer", "absl::InitializeLog"):
         assert noise not in result.stderr
 
