@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pathlib
 import sys
 from collections.abc import Callable
 
@@ -209,8 +210,29 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
+    add_distribute_options(parser)
     _common(parser)
     return parser
+
+
+def add_distribute_options(parser: argparse.ArgumentParser) -> None:
+    """``--distribute`` and ``--cpu-devices`` (deepfake-train, deepfake-tune)."""
+    from training.distribute import STRATEGIES
+
+    parser.add_argument(
+        "--distribute",
+        default="none",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: none (one device), mirrored (this host's GPUs), multi_worker "
+        "(hosts listed in TF_CONFIG; only the chief writes --out). batch_size is the global batch "
+        "unless the config sets batch_per_replica: true (then the learning rate is scaled with it)",
+    )
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices (try --distribute mirrored without GPUs)",
+    )
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -223,10 +245,18 @@ def train_main(argv: list[str] | None = None) -> int:
         from training.train import train
 
         config = load_config(args.config, args.set)
-        run_dir = train(config, args.data, args.out, verbose=0 if args.quiet else 2)
+        worker = _worker_place(args)
+        run_dir = train(
+            config, args.data, args.out, verbose=0 if args.quiet else 2, distribute=args.distribute
+        )
+        if worker is not None:
+            return {"run": str(run_dir), "worker": worker}
         return {"run": str(run_dir), **read_run_info(run_dir)}
 
     def show(run: dict) -> None:
+        if "worker" in run:
+            print(f"{run['worker']}: trained; the chief writes the run in {run['run']}")
+            return
         print(
             f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
             f"{run['training']['epochs']} epochs, {run['training']['seconds']} s"
@@ -242,6 +272,20 @@ def train_main(argv: list[str] | None = None) -> int:
     return _run("deepfake-train", args, command, show)
 
 
+def _worker_place(args: argparse.Namespace) -> str | None:
+    """Split the CPU if asked (before TensorFlow starts); a non-chief worker's name, else None."""
+    import os
+
+    from training.distribute import parse_tf_config, split_cpu
+
+    if args.cpu_devices is not None:
+        split_cpu(args.cpu_devices)
+    if args.distribute != "multi_worker":
+        return None
+    cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
+    return None if cluster.chief else f"{cluster.task_type} {cluster.task_index}"
+
+
 # --- deepfake-evaluate ------------------------------------------------------------------------------
 
 
@@ -249,7 +293,10 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfake-evaluate",
         description="Evaluate a finished run on a split of prepared crops, per frame and per video (scores "
-        "aggregated as the client does), at the run's threshold. Writes eval_<split>.json and PNG plots.",
+        "aggregated as the client does), at the run's threshold. Writes RUN/eval/NAME/: report.json, "
+        "per-video predictions CSV, ROC, PR and calibration plots, training curves with the kept epoch; "
+        "with --test-data a cross-dataset table, with --robustness curves under JPEG, downscaling, blur "
+        "and noise.",
     )
     parser.add_argument("run", help="run folder written by deepfake-train")
     parser.add_argument("--data", help="crops folder (default: the one the run trained on)")
@@ -264,8 +311,38 @@ def evaluate_parser() -> argparse.ArgumentParser:
         "face score: SBI, DeepfakeBench) or max (default: the run's)",
     )
     parser.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    parser.add_argument(
+        "--name", help="evaluation folder RUN/eval/NAME/ (default: the split); never the run's own files"
+    )
+    parser.add_argument(
+        "--test-data",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another prepared crops folder for the cross-dataset table (repeat for each set)",
+    )
+    parser.add_argument(
+        "--robustness",
+        nargs="?",
+        const="all",
+        metavar="KINDS",
+        help="robustness curves on --data: all (default) or a comma list of jpeg, downscale, blur, noise",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation of --name")
     _common(parser)
     return parser
+
+
+def _test_sets(pairs: list[str]) -> dict[str, str]:
+    sets = {}
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            raise InvalidInputError(f"--test-data {pair!r}: expected NAME=DIR")
+        if name.strip() in sets:
+            raise InvalidInputError(f"--test-data: the name {name.strip()!r} is given twice")
+        sets[name.strip()] = folder.strip()
+    return sets
 
 
 def evaluate_main(argv: list[str] | None = None) -> int:
@@ -274,6 +351,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
     def command() -> dict:
         from training.evaluate import evaluate_run
+        from training.robustness import parse_perturbations
 
         return evaluate_run(
             args.run,
@@ -282,6 +360,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             threshold=args.threshold,
             aggregate=args.aggregate,
             plots=not args.no_plots,
+            name=args.name,
+            test_data=_test_sets(args.test_data),
+            robustness=parse_perturbations(args.robustness) if args.robustness else None,
+            overwrite=args.overwrite,
         )
 
     def show(report: dict) -> None:
@@ -296,7 +378,15 @@ def evaluate_main(argv: list[str] | None = None) -> int:
             print(f"  {report['video']['no_face']} videos without a face (scored 0.5)")
         for source, auc in report.get("by_source", {}).items():
             print(f"  AUC {source:16} frame {_fmt(auc.get('frame_auc'))}  video {_fmt(auc.get('video_auc'))}")
-        if report.get("plots"):
-            print(f"  plots: {', '.join(report['plots'])}")
+        print(f"  video AP {_fmt(report.get('average_precision'))}  ECE {_fmt(report.get('ece'))}")
+        if report.get("cross_dataset"):
+            print("  cross-dataset (" + report["cross_dataset_protocol"] + "):")
+            print((pathlib.Path(report["eval_dir"]) / "cross_dataset.md").read_text().rstrip())
+        for kind, curve in report.get("robustness", {}).items():
+            points = "  ".join(f"{r['level']:g}: {_fmt(r['video_auc'])}" for r in curve["levels"])
+            print(f"  video AUC under {kind} ({curve['meaning']}): {points}")
+        if report.get("chosen_epoch"):
+            print(f"  kept epoch {report['chosen_epoch']} (marked on training_curves.png)")
+        print(f"  files in {report['eval_dir']}: {', '.join(report['files'])}")
 
     return _run("deepfake-evaluate", args, command, show)
