@@ -210,29 +210,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
-    add_distribute_options(parser)
     _common(parser)
     return parser
-
-
-def add_distribute_options(parser: argparse.ArgumentParser) -> None:
-    """``--distribute`` and ``--cpu-devices`` (deepfake-train, deepfake-tune)."""
-    from training.distribute import STRATEGIES
-
-    parser.add_argument(
-        "--distribute",
-        default="none",
-        choices=STRATEGIES,
-        help="tf.distribute strategy: none (one device), mirrored (this host's GPUs), multi_worker "
-        "(hosts listed in TF_CONFIG; only the chief writes --out). batch_size is the global batch "
-        "unless the config sets batch_per_replica: true (then the learning rate is scaled with it)",
-    )
-    parser.add_argument(
-        "--cpu-devices",
-        type=int,
-        metavar="N",
-        help="split the CPU into N logical devices (try --distribute mirrored without GPUs)",
-    )
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -245,18 +224,10 @@ def train_main(argv: list[str] | None = None) -> int:
         from training.train import train
 
         config = load_config(args.config, args.set)
-        worker = _worker_place(args)
-        run_dir = train(
-            config, args.data, args.out, verbose=0 if args.quiet else 2, distribute=args.distribute
-        )
-        if worker is not None:
-            return {"run": str(run_dir), "worker": worker}
+        run_dir = train(config, args.data, args.out, verbose=0 if args.quiet else 2)
         return {"run": str(run_dir), **read_run_info(run_dir)}
 
     def show(run: dict) -> None:
-        if "worker" in run:
-            print(f"{run['worker']}: trained; the chief writes the run in {run['run']}")
-            return
         print(
             f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
             f"{run['training']['epochs']} epochs, {run['training']['seconds']} s"
@@ -270,20 +241,6 @@ def train_main(argv: list[str] | None = None) -> int:
         print("\n".join(_metrics_table(rows)))
 
     return _run("deepfake-train", args, command, show)
-
-
-def _worker_place(args: argparse.Namespace) -> str | None:
-    """Split the CPU if asked (before TensorFlow starts); a non-chief worker's name, else None."""
-    import os
-
-    from training.distribute import parse_tf_config, split_cpu
-
-    if args.cpu_devices is not None:
-        split_cpu(args.cpu_devices)
-    if args.distribute != "multi_worker":
-        return None
-    cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
-    return None if cluster.chief else f"{cluster.task_type} {cluster.task_index}"
 
 
 # --- deepfake-evaluate ------------------------------------------------------------------------------
