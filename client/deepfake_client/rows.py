@@ -21,7 +21,7 @@ import os
 import pathlib
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from deepfake_client.contract import NO_FACE
 from deepfake_client.errors import InvalidInputError, NotFoundError
@@ -93,12 +93,14 @@ class RowWriter:
             self._header(header)
             self._write(rows)
 
-    def error(self, source: str, message: str, exit_code: int) -> None:
-        """The row of a file that got no verdict (the table has none: its stderr line is the row)."""
+    def error(self, source: str, message: str, exit_code: int, **extra: Any) -> None:
+        """The row of a file that got no verdict (the table has none: its stderr line is the row);
+        ``extra`` keys go into JSON rows only."""
         if self.fmt == "json":
             import orjson
 
-            self._write(orjson.dumps({"source": source, "error": message, "exit_code": exit_code}).decode())
+            row = {"source": source, "error": message, "exit_code": exit_code, **extra}
+            self._write(orjson.dumps(row).decode())
         elif self.fmt == "csv":
             name = pathlib.Path(source).name or source
             self._write(self._csv_line(name, f"{UNKNOWN_CSV_SCORE:.6f}", message))

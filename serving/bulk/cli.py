@@ -41,9 +41,11 @@ CLIENT_OPTIONS = (
 EPILOG = """\
 Output (scan): DIR/parts/part-*.jsonl, one per shard of sources, each written whole by the worker
 that scanned it, and DIR/verdicts.jsonl, the merge: one row per source, a verdict or an error
-({"source", "error", "exit_code"}), exactly once even when workers or replicas die. Running the
+({"source", "error", "exit_code", "stage"}), exactly once even when workers or replicas die; a
+source that kills its worker on every try gets its own error row ("stage": "worker"). Running the
 same command again skips the sources that have a verdict, or an error about the file itself
-(exit 2 or 3); an unreachable server's errors are tried again (all errors: --retry-errors).
+(exit 2 or 3 while reading it, "stage": "input"); other errors are tried again (all errors:
+--retry-errors).
 
 Ray: a local cluster unless --address (or RAY_ADDRESS) names one, e.g. a KubeRay RayJob's.
 """

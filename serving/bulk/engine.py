@@ -90,13 +90,44 @@ def map_rows(
     workers: int,
     cpus_per_worker: float = 1.0,
     task_retries: int = DEFAULT_TASK_RETRIES,
+    keep_going: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """``worker(**kwargs)(row)`` for every row on a pool of ``workers`` actors; results as they come.
 
     ``worker.__call__`` takes one row (a dict of plain values) and returns one result dict. Results
     arrive in completion order, each exactly once (a retried row's result is only read once its
-    retry finished).
+    retry finished). A row whose worker died ``1 + task_retries`` times (a file that crashes a
+    native decoder, a worker out of memory) fails the whole map, unless ``keep_going``: then it has
+    no result and the others go on (Ray Data's ``max_errored_blocks``; the caller finds the rows
+    without a result).
     """
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    previous = context.max_errored_blocks
+    context.max_errored_blocks = -1 if keep_going else previous
+    # Ray Data logs each row it gives up on (at ERROR, with the worker's traceback); the caller
+    # reports those rows itself, so the log stays off the terminal unless it is --debug's.
+    log = logging.getLogger("ray.data._internal.execution.streaming_executor_state")
+    level = log.level
+    if keep_going and logging.getLogger("ray.data").getEffectiveLevel() >= logging.ERROR:
+        log.setLevel(logging.CRITICAL)
+    try:
+        # no more actors than rows (Ray Data warns of idle actors otherwise)
+        yield from _map(rows, worker, kwargs, min(workers, max(1, len(rows))), cpus_per_worker, task_retries)
+    finally:
+        context.max_errored_blocks = previous
+        log.setLevel(level)
+
+
+def _map(
+    rows: list[dict],
+    worker: type,
+    kwargs: dict[str, Any],
+    workers: int,
+    cpus_per_worker: float,
+    task_retries: int,
+) -> Iterator[dict[str, Any]]:
     import warnings
 
     import ray

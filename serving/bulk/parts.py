@@ -30,9 +30,12 @@ from deepfake_client.errors import InvalidInputError
 INFO = "bulk.json"
 PARTS = "parts"
 MERGED = "verdicts.jsonl"
-# Error rows a re-run leaves alone: the file itself is bad (2) or missing (3); an unreachable
-# server (4) or a surprise (1) is tried again.
+# Error rows a re-run leaves alone: the file itself is bad (2) or missing (3) when reading it
+# (stage "input"); an unreachable server (4), a surprise (1), anything the servers answered (stage
+# "score": a version unloaded mid-run is "not found" too) and a worker that died on the file
+# (stage "worker") are tried again. Rows without a stage (parts of older runs) count as "input".
 FINAL_EXIT_CODES = (2, 3)
+STAGE_INPUT, STAGE_SCORE, STAGE_WORKER = "input", "score", "worker"
 
 
 def shard_sources(sources: Sequence[str], size: int) -> list[dict]:
@@ -119,11 +122,16 @@ def merge_rows(out: pathlib.Path) -> dict[str, dict]:
 
 def final_rows(merged: dict[str, dict], *, retry_errors: bool = False) -> set[str]:
     """The sources a re-run skips: those with a verdict, and (unless ``retry_errors``) those whose
-    error is about the file itself (:data:`FINAL_EXIT_CODES`)."""
+    error is about the file itself (:data:`FINAL_EXIT_CODES` while reading it)."""
     return {
         source
         for source, row in merged.items()
-        if "error" not in row or (not retry_errors and row.get("exit_code") in FINAL_EXIT_CODES)
+        if "error" not in row
+        or (
+            not retry_errors
+            and row.get("exit_code") in FINAL_EXIT_CODES
+            and row.get("stage", STAGE_INPUT) == STAGE_INPUT
+        )
     }
 
 

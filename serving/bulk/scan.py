@@ -28,6 +28,7 @@ from serving.bulk.metrics import BulkMetrics
 from serving.bulk.sources import expand_sources, local_copy
 
 DEFAULT_MAX_SHARD = 64
+ISOLATED_TASK_RETRIES = 1  # a source scanned on its own: its worker may die twice before it gets a crash row
 
 
 class ScanWorker:
@@ -71,13 +72,15 @@ class ScanWorker:
             while pending:
                 source, future = pending.popleft()
                 refill()
+                stage = parts.STAGE_INPUT  # reading the file, finding its faces
                 try:
                     stack, prepared = future.result()
+                    stage = parts.STAGE_SCORE  # the servers' answer: not about the file
                     with stack:
                         verdict = self.client.score(prepared)
                 except Exception as err:  # noqa: BLE001 - every source gets a row, whatever went wrong
                     code = err.exit_code if isinstance(err, DeepfakeError) else 1
-                    rows.error(source, error_message(err, where=source), code)
+                    rows.error(source, error_message(err, where=source), code, stage=stage)
                     failed += 1
                 else:
                     rows.verdict(dataclasses.replace(verdict, source=source))
@@ -153,25 +156,49 @@ def run_scan(
     metrics = BulkMetrics("scan", len(todo), pathlib.Path(out) / "progress.prom", pushgateway)
     failure = None
     if shards:
-        from serving.bulk.engine import map_rows, ray_session
+        from serving.bulk.engine import DEFAULT_TASK_RETRIES, map_rows, ray_session
 
-        with ray_session(address, cpus=math.ceil(workers * cpus_per_worker), debug=debug):
+        def run(batch: list[dict], task_retries: int) -> list[dict]:
+            """Scan ``batch``'s shards; return those whose worker died on every try."""
+            nonlocal first
             results = map_rows(
-                shards,
+                batch,
                 ScanWorker,
                 {"out": str(out), "client": client, "faces": faces},
                 workers=workers,
                 cpus_per_worker=cpus_per_worker,
+                task_retries=task_retries,
+                keep_going=True,
             )
+            finished = set()
+            for result in results:
+                if not counts["scanned"]:  # the pipeline is warm from here on (see the summary)
+                    first = (time.monotonic() - started, result["scanned"])
+                finished.add(result["part"])
+                count(result["scanned"], result["failed"])
+            return [s for s in batch if s["part"] not in finished]
+
+        def count(scanned: int, failed: int) -> None:
+            counts["scanned"] += scanned
+            counts["failed"] += failed
+            bar(scanned, counts["failed"])
+            metrics.update(scanned, counts["failed"])
+
+        with ray_session(address, cpus=math.ceil(workers * cpus_per_worker), debug=debug):
             try:
-                for result in results:
-                    if not counts["scanned"]:  # the pipeline is warm from here on (see the summary)
-                        first = (time.monotonic() - started, result["scanned"])
-                    counts["scanned"] += result["scanned"]
-                    counts["failed"] += result["failed"]
-                    bar(result["scanned"], counts["failed"])
-                    metrics.update(result["scanned"], counts["failed"])
-            except Exception as err:  # noqa: BLE001 - Ray gave up on a shard: keep what is done
+                lost = run(shards, DEFAULT_TASK_RETRIES)
+                # A shard whose worker died on every try (a file that crashes a native decoder, or
+                # one too big for the worker's memory) is scanned again source by source, so only
+                # that source goes without a verdict; it gets a row saying so (tried again by a re-run).
+                several = [s for s in lost if len(s["sources"]) > 1]
+                crashed = [s for s in lost if len(s["sources"]) == 1]
+                if several:
+                    singles = parts.shard_sources([src for s in several for src in s["sources"]], 1)
+                    crashed += run(singles, ISOLATED_TASK_RETRIES)
+                if crashed:
+                    _write_crashed(out, [s["sources"][0] for s in crashed], ISOLATED_TASK_RETRIES + 1)
+                    count(len(crashed), len(crashed))
+            except Exception as err:  # noqa: BLE001 - Ray itself gave up: keep what is done
                 failure = err
     bar(0, counts["failed"], close=True)
     metrics.close()
@@ -200,6 +227,22 @@ def run_scan(
     if failure is not None:
         summary["engine_error"] = error_message(failure)
     return summary
+
+
+def _write_crashed(out: pathlib.Path, sources: list[str], deaths: int) -> None:
+    """The rows of sources whose worker died on each of ``deaths`` tries, as one part."""
+    from deepfake_client.rows import RowWriter
+
+    lines: list[str] = []
+    rows = RowWriter("json", write=lines.append)
+    for source in sorted(sources):
+        message = (
+            f"{source}: the worker scanning it died {deaths} times (a crash in a native decoder, or "
+            "out of memory); the rest of its shard was scanned, and a re-run tries it again"
+        )
+        rows.error(source, message, 1, stage=parts.STAGE_WORKER)
+    name = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()[:20]
+    parts.write_part(out, f"part-crashed-{name}.jsonl", lines)
 
 
 def _target(client: dict[str, Any]) -> str:

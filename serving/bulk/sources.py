@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 
-from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
+from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError, ServerUnavailableError
 
 
 def is_uri(source: str) -> bool:
@@ -111,6 +111,8 @@ def local_copy(source: str) -> Iterator[str]:
                 shutil.copyfileobj(remote, handle, 1 << 20)
         except FileNotFoundError as err:
             raise NotFoundError(f"{source}: no such object") from err
-        except (OSError, ValueError) as err:  # pyarrow's errors subclass these
+        except ValueError as err:  # pyarrow's ArrowInvalid: a URI it cannot take
             raise InvalidInputError(f"{source}: cannot read it ({err})") from err
+        except OSError as err:  # pyarrow's ArrowIOError: the store did not answer (a re-run tries again)
+            raise ServerUnavailableError(f"{source}: cannot read it from its store ({err})") from err
         yield local

@@ -26,6 +26,16 @@ from tests.conftest import ROOT
 
 pytest.importorskip("ray")
 VIDEOS = 12
+POISON = "crashes-the-worker"  # a source whose name has this kills the Ray worker that opens it
+# Ray's workers (and only they: the head's environment) run this at start-up: a file that crashes a
+# native decoder, as a corrupt video can, is one that makes its worker exit at once when opened.
+CRASH_ON_OPEN = f"""
+import os, sys
+def _crash(event, args):
+    if event == "open" and isinstance(args[0], str) and {POISON!r} in args[0]:
+        os._exit(139)
+sys.addaudithook(_crash)
+"""
 RAY_WORKER = "MapWorker(MapBatches(_RowAdapter))"  # the title Ray Data gives the pool's actors
 
 
@@ -59,7 +69,11 @@ def ray_cluster():  # type: ignore[no-untyped-def]
     temp = tempfile.mkdtemp(prefix="rb-")  # short: Ray's socket paths must fit in 107 bytes
     port = free_port()
     ray = shutil.which("ray", path=os.path.dirname(sys.executable))
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")  # a test cluster: no token
+    site = pathlib.Path(temp, "site")
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(CRASH_ON_OPEN)
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", PYTHONPATH=path)  # no token
     head = subprocess.Popen(
         [ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
          "--object-store-memory=200000000", f"--temp-dir={temp}", "--disable-usage-stats"],
@@ -198,6 +212,13 @@ def test_resume_scans_only_what_is_new_and_retries_unreachable_rows(
     stale = [
         {"source": str(videos / "clip06.mp4"), "error": "server unavailable", "exit_code": 4},
         {"source": str(videos / "clip07.mp4"), "error": "corrupt", "exit_code": 2},
+        # exit 3 from the servers (a version unloaded mid-run), not about the file: tried again
+        {
+            "source": str(videos / "clip08.mp4"),
+            "error": "version not found",
+            "exit_code": 3,
+            "stage": "score",
+        },
     ]
     parts.write_part(out, "part-stale.jsonl", [json.dumps(r) for r in stale])
     code, summary, err = finish(bulk("scan", str(videos), server, f"--out={out}", address=address))
@@ -205,7 +226,42 @@ def test_resume_scans_only_what_is_new_and_retries_unreachable_rows(
     merged = parts.merge_rows(out)
     assert "error" not in merged[stale[0]["source"]]  # its verdict wins over the old error row
     assert merged[stale[1]["source"]]["error"] == "corrupt"
+    assert "error" not in merged[stale[2]["source"]]
     assert len(merged) == VIDEOS + 1
+
+
+@pytest.mark.slow
+def test_a_source_that_kills_its_worker_costs_only_its_own_row(
+    ray_cluster, videos, two_servers, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    address, _ = ray_cluster
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(5):
+        shutil.copy(videos / f"clip{i:02d}.mp4", folder)
+    shutil.copy(videos / "clip05.mp4", folder / f"clip02-{POISON}.mp4")
+    out = tmp_path / "out"
+    command = [
+        str(folder),
+        f"--server={two_servers[0].grpc_url}",
+        f"--out={out}",
+        "--shard-size=6",
+        "--frames=4",
+    ]
+    code, summary, stderr = finish(bulk("scan", *command, address=address), timeout_s=300)
+    # one shard of six: its worker died on every try, so it was scanned again source by source
+    rows = parts.merge_rows(out)
+    poison = str(folder / f"clip02-{POISON}.mp4")
+    assert rows[poison]["exit_code"] == 1 and rows[poison]["stage"] == "worker", rows[poison]
+    assert "died 2 times" in rows[poison]["error"]
+    assert sorted(rows) == sorted(str(p) for p in folder.iterdir())
+    assert all("error" not in r for s, r in rows.items() if s != poison)  # the rest of its shard
+    assert part_rows(out) == Counter(list(rows))  # exactly once in the parts
+    assert code == 1 and summary["verdicts"] == 5 and summary["errors"] == 1 and summary["missing"] == 0
+    assert stderr == ""
+    # a re-run tries only the crashed source again
+    code, summary, _ = finish(bulk("scan", *command, address=address), timeout_s=300)
+    assert summary["skipped"] == 5 and summary["scanned"] == 1 and code == 1
 
 
 @pytest.mark.slow
