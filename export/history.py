@@ -10,8 +10,9 @@ Two files cannot be renamed at once, so the history is written first and the con
 atomically, and every command first reconciles them (:func:`reconcile`):
 
 - the config matches the last record: nothing to do;
-- the config matches the record before it: a command died between the two writes, so its change
-  never reached the server; the unapplied record is dropped;
+- the config matches the record before it and was last written before the last record was made: a
+  command died between the two writes, so its change never reached the server; the unapplied
+  record is dropped (written after it, the config was put back by hand: the next case);
 - the config is missing: it is written back from the last record;
 - neither: the config was edited by hand (or by an older tool); a ``found`` record takes it in, so
   the history still says what the server was told to serve.
@@ -239,7 +240,11 @@ def reconcile(
     digest = sha256_text(text)
     if records and records[-1].config_sha256 == digest:
         return records
-    if len(records) >= 2 and records[-2].config_sha256 == digest:
+    if (
+        len(records) >= 2
+        and records[-2].config_sha256 == digest
+        and not _written_after(config_path, records[-1])
+    ):
         dropped = records.pop()
         try:
             _write_history(repository, records)
@@ -262,6 +267,21 @@ def reconcile(
     if records and note != "history started":
         log(f"{note}: recorded as found in {HISTORY_FILE}")
     return records
+
+
+# An interrupted command never wrote the config after making its record; a config written more than
+# this long after the record (the margin covers clocks of two hosts sharing the volume) was put
+# back by someone, and is taken in as found.
+HAND_EDIT_MARGIN_S = 1.0
+
+
+def _written_after(config_path: pathlib.Path, record: Release) -> bool:
+    """Whether ``config_path`` was last written after ``record`` was made (beyond the margin)."""
+    try:
+        made = datetime.datetime.fromisoformat(record.time).timestamp()
+        return config_path.stat().st_mtime > made + HAND_EDIT_MARGIN_S
+    except (OSError, ValueError):  # no usable time: read it as the interrupted command
+        return False
 
 
 def stable_stack(records: list[Release], model: str) -> list[int]:

@@ -7,6 +7,7 @@ import errno
 import os
 import pathlib
 import stat
+import time
 
 import orjson
 import pytest
@@ -106,6 +107,29 @@ def test_a_change_that_never_reached_the_config_is_dropped(tmp_path: pathlib.Pat
     after = history.reconcile(repository, config_path, lines.append)
     assert [r.action for r in after] == ["publish"] and agrees(repository)
     assert "never reached" in lines[0]
+
+
+def test_a_hand_edit_back_to_the_previous_config_is_found_not_dropped(tmp_path: pathlib.Path) -> None:
+    """The operator puts back the config of before the last publish, by hand, later: that is a change
+    to record, not a command that died between its two writes (whose record would be dropped)."""
+    repository = tmp_path / "models"
+    publish(repository)
+    publish(repository)
+    config_path = repository / "models.config"
+    first = config_path.read_text()
+    config = load_config(config_path)
+    moved = config.with_model(config.model().replace(versions=(1, 2), labels={"stable": 2}))
+    release = history.make_release(moved, action="promote", model=MODEL_NAME, version=2)
+    history._write_history(repository, [*history.read_history(repository), release])  # both writes
+    save_config(config_path, moved)
+    config_path.write_text(first)  # then, by hand, a minute later
+    later = time.time() + 60
+    os.utime(config_path, (later, later))
+    lines: list[str] = []
+    records = history.reconcile(repository, config_path, lines.append)
+    assert [r.action for r in records] == ["publish", "publish", "promote", "found"], lines
+    assert records[-1].config_sha256 == history.sha256_text(first) and agrees(repository)
+    assert "outside deepfake-rollout" in lines[0]
 
 
 def test_a_hand_edit_is_recorded_as_found(tmp_path: pathlib.Path) -> None:
