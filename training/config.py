@@ -22,6 +22,7 @@ THRESHOLD_METRICS = ("youden", "f1", "eer", "calibrated")
 LR_SCHEDULES = ("constant", "cosine", "linear_decay")
 OPTIMIZERS = ("adamw", "sgd")
 AGGREGATIONS = ("confident", "mean", "max")
+FREQUENCY_BRANCHES = ("dct", "fft")  # training.frequency
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class TrainConfig:
     sam_rho: float = 0.0
     weight_decay: float = 1e-5
     dropout: float = 0.2
+    # the frequency branch (training.frequency, F3-Net/SPSL-style): dct | fft | null (off): the
+    # crop's log-magnitude spectrum through a small CNN, concatenated with the backbone's features
+    frequency: str | None = None
     label_smoothing: float = 0.0
     balance: str = "class_weight"  # class_weight | sample | none (DFDC is ~82 % fake)
     early_stopping_patience: int = 5
@@ -142,6 +146,8 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         raise InvalidInputError(f"{source}: monitor must be one of {', '.join(MONITORS)}")
     if config.aggregate not in AGGREGATIONS:
         raise InvalidInputError(f"{source}: aggregate must be one of {', '.join(AGGREGATIONS)}")
+    if config.frequency is not None and config.frequency not in FREQUENCY_BRANCHES:
+        raise InvalidInputError(f"{source}: frequency must be one of {', '.join(FREQUENCY_BRANCHES)} or null")
     if config.weights and config.backbone not in PRETRAINED:
         raise InvalidInputError(
             f"{source}: model {config.backbone!r} has no pretrained weights (weights: "

@@ -101,6 +101,8 @@ def load_run_model(run_dir: str | pathlib.Path):  # type: ignore[no-untyped-def]
         raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
     import keras
 
+    from training import frequency  # noqa: F401  registers the frequency branch's Spectrum layer
+
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises many types for a bad file
@@ -262,6 +264,19 @@ def evaluate_run(
             run_dir / "history.csv", folder / "training_curves.png", result["chosen_epoch"]
         )
         files += [history.name] if history else []
+    if info.get("temporal"):  # a run with a temporal model: frame-only vs temporal, side by side
+        from training.temporal_eval import evaluate_temporal
+
+        result["temporal"] = evaluate_temporal(
+            run_dir,
+            data_dir,
+            split=split,
+            plots=plots,
+            out_dir=folder,
+            crops=sets[main_name],
+            frame_probs=probabilities,
+        )
+        files += result["temporal"].get("plots", [])
     result["files"] = files
     result["plots"] = [f for f in files if f.endswith(".png")]
     (folder / "report.json").write_text(json.dumps(result, indent=2))

@@ -2,8 +2,14 @@
 
 Every model takes ``[None, S, S, 3]`` pixels in 0..255 (uint8 or float) and normalises them
 inside the graph, so a client sends raw pixels. The output is one float32 logit per image,
-``[None, 1]``, also under mixed precision. Only standard Keras layers: ``model.keras`` reloads
-with ``keras.models.load_model`` and no custom objects.
+``[None, 1]``, also under mixed precision. Only standard Keras layers, or layers registered as
+serializable in this package (``training.frequency.Spectrum``, ``training.vit``'s), which
+``training.evaluate.load_run_model`` imports: ``model.keras`` reloads with
+``keras.models.load_model`` and no ``custom_objects``.
+
+Any backbone can add the frequency branch (``frequency="dct"`` or ``"fft"``,
+:mod:`training.frequency`): its pooled spectrum features are concatenated with the backbone's
+before the head.
 """
 
 from __future__ import annotations
@@ -124,7 +130,11 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
 
 
 def build_model(
-    name: str = DEFAULT_MODEL, input_size: int | None = None, weights: str | None = None, dropout: float = 0.2
+    name: str = DEFAULT_MODEL,
+    input_size: int | None = None,
+    weights: str | None = None,
+    dropout: float = 0.2,
+    frequency: str | None = None,
 ) -> object:
     """Build detector ``name`` for ``input_size x input_size`` RGB crops.
 
@@ -136,6 +146,8 @@ def build_model(
             downloads them once into ``~/.keras/models``), a path to that Keras file (offline), or
             ``None`` for a random initialisation.
         dropout: dropout before the final layer.
+        frequency: ``"dct"`` or ``"fft"`` to add the frequency branch (:mod:`training.frequency`);
+            ``None``: the backbone alone.
 
     Returns:
         A ``keras.Model`` mapping pixels 0..255 ``[None, S, S, 3]`` to float32 logits ``[None, 1]``.
@@ -149,6 +161,13 @@ def build_model(
         raise InvalidInputError(f"input size must be at least 16, got {size}")
     inputs = keras.Input(shape=(size, size, 3), dtype="float32", name="images")
     features = _backbone(name, inputs, size, weights, dropout)
+    if frequency is not None:
+        from training.frequency import FREQUENCY_KINDS, frequency_features
+
+        if frequency not in FREQUENCY_KINDS:
+            raise InvalidInputError(f"unknown frequency branch {frequency!r} (known: dct, fft, null)")
+        spectrum = frequency_features(inputs, frequency)
+        features = layers.Concatenate(name="with_frequency")([features, spectrum])
     x = layers.Dropout(dropout, name="head_dropout")(features)
     logits = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(inputs, logits, name=name)

@@ -229,7 +229,9 @@ def _compile(config: TrainConfig, size: int, *, total_steps: int = 1):
 
     from training.models import build_model
 
-    model = build_model(config.backbone, size, config.weights, dropout=config.dropout)
+    model = build_model(
+        config.backbone, size, config.weights, dropout=config.dropout, frequency=config.frequency
+    )
     model.compile(
         optimizer=make_optimizer(config, total_steps),
         loss=keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
