@@ -18,7 +18,7 @@ from deepfake_client.contract import DEFAULT_CROP_MARGIN
 from deepfake_client.errors import DeepfakeError, InvalidInputError, report_error
 from deepfake_client.video import DEFAULT_FRAMES
 
-DATASETS = ("dfdc", "ffpp", "celebdf", "folder")
+DATASETS = ("dfdc", "ffpp", "celebdf", "folder", "timit")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +136,9 @@ def prepare_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--compression", default="c23", help="FaceForensics++ compression: raw, c23, c40")
     parser.add_argument("--splits", help="FaceForensics++ folder of train.json, val.json, test.json")
+    parser.add_argument(
+        "--real-root", help="DeepFake-TIMIT: VidTIMIT's real videos (default: ROOT/VidTIMIT or ../VidTIMIT)"
+    )
     _common(parser)
     return parser
 
@@ -152,6 +155,8 @@ def prepare_main(argv: list[str] | None = None, *, parser=None, map_items=None) 
         options["test_fraction"] = args.test_fraction
     if args.dataset == "ffpp":
         options.update(compression=args.compression, splits_dir=args.splits)
+    if args.dataset == "timit" and args.real_root:
+        options["real_root"] = args.real_root
 
     def command() -> dict:
         from training.prepare import prepare_dataset

@@ -17,6 +17,8 @@ Layouts:
   ``List_of_testing_videos.txt`` (lines ``1 YouTube-real/00170.mp4``, 1 = REAL: inverted).
 - ``folder``: ``real/`` and ``fake/`` (images or videos, searched recursively), or
   ``train|val|test/real|fake``.
+- ``timit``: DeepFake-TIMIT ``higher_quality|lower_quality/<speaker>/<sentence>-video-<other>.avi``
+  with VidTIMIT's real videos (``real_root``): :mod:`training.timit`.
 """
 
 from __future__ import annotations
@@ -438,16 +440,23 @@ def _non_empty(items: list[Item], root: pathlib.Path, name: str) -> list[Item]:
     return items
 
 
+def _read_timit(root: str | pathlib.Path, **options: object) -> list[Item]:
+    from training.timit import read_timit  # its own module: it builds on this one
+
+    return read_timit(root, **options)
+
+
 READERS: dict[str, Callable[..., list[Item]]] = {
     "dfdc": read_dfdc,
     "ffpp": read_ffpp,
     "celebdf": read_celebdf,
     "folder": read_folder,
+    "timit": _read_timit,
 }
 
 
 def read_dataset(name: str, root: str | pathlib.Path, **options: object) -> list[Item]:
-    """Read the dataset ``name`` (``dfdc``, ``ffpp``, ``celebdf``, ``folder``) under ``root``."""
+    """Read the dataset ``name`` (``dfdc``, ``ffpp``, ``celebdf``, ``folder``, ``timit``) under ``root``."""
     if name not in READERS:
         raise InvalidInputError(f"unknown dataset {name!r} (known: {', '.join(READERS)})")
     return READERS[name](root, **options)
