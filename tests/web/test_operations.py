@@ -135,6 +135,28 @@ def fail_on(call: str, code: int) -> types.SimpleNamespace:
     return types.SimpleNamespace(**{**vars(os), call: failing})
 
 
+def test_an_unexpected_error_is_a_plain_500_with_its_request_id(
+    monkeypatch, tmp_path: pathlib.Path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """The id the operator greps the logs for is on the 500 too, and the request is counted."""
+    from deepfake_client.client import DetectorClient
+    from deepfake_client.web import app as web_app
+
+    def broken(client):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    client = DetectorClient("grpc://127.0.0.1:9", retries=0, timeout_s=1)
+    app = web_app.create_app(client=client, upload_dir=tmp_path)
+    monkeypatch.setattr(web_app, "check_health", broken)
+    with serve_in_process(app) as url:
+        reply = httpx.get(f"{url}/healthz", headers={"X-Request-ID": "trace-me-42"})
+        assert reply.status_code == 500 and reply.headers["x-request-id"] == "trace-me-42"
+        assert reply.json()["error"]["message"] == "internal error: RuntimeError"  # no trace, no "a bug"
+        text = httpx.get(f"{url}/metrics").text
+        assert metric(text, "deepfake_web_requests_total", route="/healthz", code="500") == 1
+    assert any("unexpected error on GET /healthz" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize(
     ("call", "code", "status", "words"),
     [

@@ -59,11 +59,12 @@ class GatewayMiddleware:
         path = scope["path"]
         start = time.perf_counter()
         status = 500
+        started = False
 
         async def send_with_id(message: dict) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 
@@ -80,7 +81,22 @@ class GatewayMiddleware:
                 )
                 await refusal(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # Starlette answers an unhandled error from outside every middleware (its
+                # ServerErrorMiddleware), so that 500 would go out without the request id the
+                # operator needs to find the traceback: answer it here, through send_with_id.
+                if started:
+                    raise
+                from deepfake_client.errors import DeepfakeError
+                from deepfake_client.web.app import error_response
+
+                logging.getLogger("deepfake_client.web").exception(
+                    "unexpected error on %s %s", scope["method"], path, exc_info=exc
+                )
+                response = error_response(DeepfakeError(f"internal error: {type(exc).__name__}"), status=500)
+                await response(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - start
             route = route_of(path)
