@@ -149,7 +149,7 @@ def dead_gateway(tmp_path_factory: pytest.TempPathFactory):
     process = start_gateway(
         f"grpc://127.0.0.1:{free_port()}",
         tmp_path_factory.mktemp("dead-gateway"),
-        "--retries=0",
+        "--retry-for=0",
         "--timeout=5",
         "--concurrency=1",
         "--max-waiting=0",

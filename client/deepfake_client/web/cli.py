@@ -21,6 +21,10 @@ from deepfake_client.errors import DeepfakeError, InvalidInputError, report_erro
 from deepfake_client.web.auth import TOKEN_ENV
 from deepfake_client.web.guard import Limits
 
+# deepfake-scan rides out a server restart for 30 s; behind the gateway a person (or a backend with
+# its own timeout) waits for the answer, so the gateway gives up sooner and says 503 (Retry-After).
+GATEWAY_RETRY_FOR_S = 5.0
+
 
 def build_parser() -> argparse.ArgumentParser:
     from deepfake_client.contract import DEFAULT_DETECTOR
@@ -107,9 +111,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DETECTOR,
         help=f"face detector: centerface, haar or yunet:/model.onnx (default {DEFAULT_DETECTOR})",
     )
-    parser.add_argument("--encoding", choices=("uint8", "jpeg"), default="uint8", help="how crops are sent")
+    parser.add_argument(
+        "--encoding",
+        choices=("auto", "uint8", "png", "jpeg"),
+        default="auto",
+        help="how crops are sent (default auto: the uint8 tensor over gRPC, lossless PNG over REST)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call to the model server")
-    parser.add_argument("--retries", type=int, default=2, help="retries on an unavailable model server")
+    parser.add_argument(
+        "--retry-for",
+        type=float,
+        default=GATEWAY_RETRY_FOR_S,
+        metavar="SECONDS",
+        help=f"ride out an unreachable model server (a restart) this long before an upload fails with 503 "
+        f"(default {GATEWAY_RETRY_FOR_S:g}: a person is waiting; 0: no waiting)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="also cap the retries of one call (default: --retry-for decides)",
+    )
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--log-format", default="json", choices=("json", "text"), help="stderr log lines")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -186,6 +208,7 @@ def _serve(args: argparse.Namespace) -> int:
         label=target_label(args),
         canary_share=args.canary_share,
         timeout_s=args.timeout,
+        retry_for_s=args.retry_for,
         retries=args.retries,
         frames=args.frames,
         encoding=args.encoding,
