@@ -240,6 +240,22 @@ def test_openapi_document_describes_the_routes(gateway) -> None:
     assert "get" in doc["paths"]["/healthz"]
 
 
+def test_every_route_is_documented_and_counted_by_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A route added to the app without its OpenAPI entry (or its metrics name) fails here."""
+    from starlette.routing import Route
+
+    from deepfake_client.client import DetectorClient
+    from deepfake_client.web.app import create_app
+    from deepfake_client.web.middleware import ROUTES
+    from deepfake_client.web.openapi import openapi_document
+
+    app = create_app(client=DetectorClient("grpc://127.0.0.1:9", retries=0), upload_dir=tmp_path)
+    paths = {route.path for route in app.routes if isinstance(route, Route)}
+    documented = set(openapi_document(max_upload_bytes=1)["paths"])
+    assert paths - {"/favicon.ico", "/openapi.json"} == documented
+    assert paths <= set(ROUTES)
+
+
 def test_page_and_static_files_are_served(gateway) -> None:
     page = httpx.get(gateway.url)
     assert page.status_code == 200 and 'id="file"' in page.text and 'name="viewport"' in page.text

@@ -18,7 +18,17 @@ from deepfake_client.web.metrics import GatewayMetrics
 
 log = logging.getLogger("deepfake_client.web.access")
 
-ROUTES = ("/", "/v1/scan", "/healthz", "/metrics", "/openapi.json", "/favicon.ico")
+ROUTES = (
+    "/",
+    "/v1/scan",
+    "/v1/device",
+    "/v1/model.onnx",
+    "/v1/face-detector.onnx",
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/favicon.ico",
+)
 
 
 def route_of(path: str) -> str:

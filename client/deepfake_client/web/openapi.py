@@ -223,6 +223,35 @@ def openapi_document(*, max_upload_bytes: int) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/device": {
+                "get": {
+                    "summary": "What the page's on-device mode needs: the device model's facts, the runtime, "
+                    "the sampling (frames, threshold); 'available' false with the reason when it cannot run",
+                    "operationId": "device",
+                    "responses": {
+                        "200": {"description": "the on-device facts", "content": {"application/json": {}}}
+                    },
+                }
+            },
+            "/v1/model.onnx": {
+                "get": {
+                    "summary": "The ONNX model of the on-device mode (deepfake-web --device-model)",
+                    "operationId": "deviceModel",
+                    "responses": {
+                        "200": {"description": "ONNX", "content": {"application/octet-stream": {}}},
+                        "404": _error("this gateway has no model for the device"),
+                    },
+                }
+            },
+            "/v1/face-detector.onnx": {
+                "get": {
+                    "summary": "The face detector the on-device mode crops with (the client's own)",
+                    "operationId": "deviceFaceDetector",
+                    "responses": {
+                        "200": {"description": "ONNX", "content": {"application/octet-stream": {}}}
+                    },
+                }
+            },
             "/": {
                 "get": {
                     "summary": "The upload page",
