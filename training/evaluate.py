@@ -101,7 +101,7 @@ def load_run_model(run_dir: str | pathlib.Path):  # type: ignore[no-untyped-def]
         raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
     import keras
 
-    from training import frequency  # noqa: F401  registers the frequency branch's Spectrum layer
+    from training import frequency, vit  # noqa: F401  register their layers (Spectrum, ViT's tokens)
 
     try:
         return keras.models.load_model(path, compile=False)

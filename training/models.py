@@ -24,6 +24,8 @@ DEFAULT_SIZES = {
     "cnn256": 256,
     "dilated224": 224,
     "tiny": 64,
+    "vit_b16": 224,  # training.vit: ViT-B/16 from Keras layers (random initialisation)
+    "vit_tiny": 64,  # a 4-block ViT for CPU tests and demos
 }
 MODEL_NAMES = tuple(DEFAULT_SIZES)
 DEFAULT_MODEL = "efficientnet_b0"
@@ -98,6 +100,10 @@ def _backbone(name: str, x, size: int, weights: str | None, dropout: float):
             kernel[0, 0, i, 2 - i] = 1.0
         to_bgr.set_weights([kernel, -np.array([103.939, 116.779, 123.68], dtype="float32")])
         return _application(name, keras.applications.ResNet50, size, weights)(x)
+    if name.startswith("vit_"):
+        from training.vit import VIT_VARIANTS, vit_features
+
+        return vit_features(x, size, **VIT_VARIANTS[name])
     x = layers.Rescaling(1.0 / 255.0, name="normalize")(x)
     if name == "cnn256":
         # The two-convolution baseline: conv-pool, conv-pool, dense.
@@ -140,7 +146,7 @@ def build_model(
 
     Args:
         name: ``efficientnet_b0`` .. ``efficientnet_b4``, ``xception``, ``resnet50``, ``cnn256``,
-            ``dilated224`` or ``tiny``.
+            ``dilated224``, ``tiny``, ``vit_b16`` or ``vit_tiny`` (:mod:`training.vit`).
         input_size: ``S``; default: the backbone's own size.
         weights: ``"imagenet"`` to start from ImageNet weights (Keras applications only; Keras
             downloads them once into ``~/.keras/models``), a path to that Keras file (offline), or
