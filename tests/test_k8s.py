@@ -171,3 +171,69 @@ def test_the_bulk_job_runs_a_real_deepfake_bulk_command() -> None:
     dockerfile = (ROOT / "Dockerfile.bulk").read_text()
     assert "[bulk]" in dockerfile and 'ENTRYPOINT ["deepfake-bulk"]' in dockerfile
     assert container["image"].startswith("deepfake-serving-bulk")
+
+
+TRAINING = K8S / "training"
+
+
+def training_documents() -> list[dict]:
+    return [d for d in yaml.safe_load_all((TRAINING / "train-job.yaml").read_text()) if d]
+
+
+@pytest.mark.parametrize("doc", training_documents(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_training_manifest_is_a_valid_object(doc: dict) -> None:
+    cls = model_class(doc["apiVersion"], doc["kind"])
+    check(doc, cls.__name__, doc["kind"])
+    assert cls.from_dict(doc) is not None
+
+
+def test_multi_worker_job_gives_each_pod_a_tf_config_of_the_others(tmp_path) -> None:
+    """The pod's own shell, run here for every index, writes the TF_CONFIG training.distribute takes."""
+    import json
+    import os
+    import subprocess
+
+    from training.cli import train_parser
+    from training.distribute import parse_tf_config
+
+    docs = {d["kind"]: d for d in training_documents()}
+    job, service, claim = docs["Job"], docs["Service"], docs["PersistentVolumeClaim"]
+    listed = yaml.safe_load((TRAINING / "kustomization.yaml").read_text())["resources"]
+    assert listed == ["train-job.yaml"]
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    assert spec["suspend"] is True and spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"]  # every worker at once, or the collectives wait
+    assert service["spec"]["clusterIP"] == "None" and pod["subdomain"] == service["metadata"]["name"]
+    assert service["spec"]["selector"].items() <= job["spec"]["template"]["metadata"]["labels"].items()
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["WORKERS"]) == spec["completions"]
+    assert env["JOB_NAME"] == job["metadata"]["name"] and env["SERVICE"] == service["metadata"]["name"]
+    script, zeroth, *argv = container["args"]
+    args = train_parser().parse_args(argv)  # the Job's arguments are deepfake-train's
+    assert args.distribute == "multi_worker" and zeroth == "deepfake-train"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]  # every worker reads the chief's backup
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert args.out.startswith(mounts["data"]) and args.data.startswith(mounts["data"])
+
+    # the real script with a stand-in deepfake-train on PATH that prints what it was given
+    (tmp_path / "deepfake-train").write_text('#!/bin/sh\nprintf "%s\\n" "$TF_CONFIG"\n')
+    (tmp_path / "deepfake-train").chmod(0o755)
+    hosts = set()
+    for index in range(spec["completions"]):
+        run_env = {**env, "JOB_COMPLETION_INDEX": str(index), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+        done = subprocess.run(
+            [*container["command"], script, zeroth, *argv], env=run_env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        cluster = parse_tf_config(done.stdout)
+        assert (cluster.task_index, cluster.workers, cluster.chief) == (
+            index,
+            spec["completions"],
+            index == 0,
+        )
+        workers = json.loads(done.stdout)["cluster"]["worker"]
+        assert workers[index] == f"{job['metadata']['name']}-{index}.{pod['subdomain']}:12345"
+        hosts.add(tuple(workers))
+    assert len(hosts) == 1  # every pod lists the same cluster
+    assert container["ports"][0]["containerPort"] == service["spec"]["ports"][0]["port"] == 12345

@@ -215,8 +215,29 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
+    add_distribute_options(parser)
     _common(parser)
     return parser
+
+
+def add_distribute_options(parser: argparse.ArgumentParser) -> None:
+    """``--distribute`` and ``--cpu-devices`` (deepfake-train, deepfake-tune)."""
+    from training.distribute import STRATEGIES
+
+    parser.add_argument(
+        "--distribute",
+        default="none",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: none (one device), mirrored (this host's GPUs), multi_worker "
+        "(hosts listed in TF_CONFIG; only the chief writes --out). batch_size is the global batch "
+        "unless the config sets batch_per_replica: true (then the learning rate is scaled with it)",
+    )
+    parser.add_argument(
+        "--cpu-devices",
+        type=int,
+        metavar="N",
+        help="split the CPU into N logical devices (try --distribute mirrored without GPUs)",
+    )
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -229,10 +250,20 @@ def train_main(argv: list[str] | None = None) -> int:
         from training.train import train
 
         config = load_config(args.config, args.set)
-        run_dir = train(config, args.data, args.out, verbose=0 if args.quiet else 2)
+        if config.temporal:  # the frame model, then the temporal head over face tracks
+            from training.temporal_train import train_temporal as train  # noqa: F811
+        worker = _worker_place(args)
+        run_dir = train(
+            config, args.data, args.out, verbose=0 if args.quiet else 2, distribute=args.distribute
+        )
+        if worker is not None:
+            return {"run": str(run_dir), "worker": worker}
         return {"run": str(run_dir), **read_run_info(run_dir)}
 
     def show(run: dict) -> None:
+        if "worker" in run:
+            print(f"{run['worker']}: trained; the chief writes the run in {run['run']}")
+            return
         print(
             f"trained {run['backbone']} ({run['input_size']}x{run['input_size']}) in {run['run']}: "
             f"{run['training']['epochs']} epochs, {run['training']['seconds']} s"
@@ -246,6 +277,91 @@ def train_main(argv: list[str] | None = None) -> int:
         print("\n".join(_metrics_table(rows)))
 
     return _run("deepfake-train", args, command, show)
+
+
+def _worker_place(args: argparse.Namespace) -> str | None:
+    """Split the CPU if asked (before TensorFlow starts); a non-chief worker's name, else None."""
+    import os
+
+    from training.distribute import parse_tf_config, split_cpu
+
+    if args.cpu_devices is not None:
+        split_cpu(args.cpu_devices)
+    if args.distribute != "multi_worker":
+        return None
+    cluster = parse_tf_config(os.environ.get("TF_CONFIG"))
+    return None if cluster.chief else f"{cluster.task_type} {cluster.task_index}"
+
+
+# --- deepfake-tune ---------------------------------------------------------------------------------
+
+
+def tune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfake-tune",
+        description="Search learning rate, batch size, dropout, augmentation strength and backbone with "
+        "Keras Tuner (Bayesian optimisation), each trial a training run scored by validation video-level "
+        "AUC. Writes trials.csv, trials.json, tuning.png and best.yaml (deepfake-train --config "
+        "DIR/best.yaml). Re-running the command resumes the search.",
+    )
+    parser.add_argument("--config", required=True, help="preset name (training/configs/) or YAML file")
+    parser.add_argument("--data", required=True, help="crops folder written by deepfake-prepare")
+    parser.add_argument("--out", required=True, help="search folder (new, empty, or a search to resume)")
+    parser.add_argument("--trials", required=True, type=int, help="number of trials (training runs)")
+    parser.add_argument(
+        "--backbones", help="comma-separated backbones to search (default: the preset's backbone only)"
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="k-fold cross-validation over train+val videos, grouped by identity (default 0: the val split)",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of --config"
+    )
+    add_distribute_options(parser)
+    _common(parser)
+    return parser
+
+
+def tune_main(argv: list[str] | None = None) -> int:
+    """``deepfake-tune``."""
+    args = tune_parser().parse_args(argv)
+
+    def command() -> dict:
+        from training.config import load_config
+        from training.tune import tune
+
+        if args.trials < 1:  # before the preset is read or TensorFlow starts
+            raise InvalidInputError(f"--trials must be >= 1, got {args.trials}")
+        config = load_config(args.config, args.set)
+        _worker_place(args)
+        backbones = [b.strip() for b in args.backbones.split(",") if b.strip()] if args.backbones else None
+        return tune(
+            config,
+            args.data,
+            args.out,
+            trials=args.trials,
+            backbones=backbones,
+            folds=args.folds,
+            distribute=args.distribute,
+            preset=args.config,
+        )
+
+    def show(result: dict) -> None:
+        keys = ("learning_rate", "batch_size", "dropout", "augment_strength", "backbone")
+        print(f"{len(result['trials'])} trials in {result['out']} ({result['search_seconds']} s)")
+        print(f"  {'trial':>6} {'val AUC':>8}  " + "  ".join(f"{k:>16}" for k in keys))
+        for row in result["trials"]:
+            print(
+                f"  {row['trial']:>6} {_fmt(row['val_video_auc']):>8}  "
+                + "  ".join(f"{_fmt(row.get(k)):>16}" for k in keys)
+            )
+        best = result["best"]
+        print(f"  best: trial {best['trial']}, val video AUC {best['val_video_auc']:.3f} -> {best['yaml']}")
+
+    return _run("deepfake-tune", args, command, show)
 
 
 # --- deepfake-evaluate ------------------------------------------------------------------------------
@@ -347,6 +463,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         for kind, curve in report.get("robustness", {}).items():
             points = "  ".join(f"{r['level']:g}: {_fmt(r['video_auc'])}" for r in curve["levels"])
             print(f"  video AUC under {kind} ({curve['meaning']}): {points}")
+        if report.get("temporal"):
+            from training.temporal_eval import format_side_by_side
+
+            print("  frame-only vs temporal, video level: " + format_side_by_side(report["temporal"]))
         if report.get("chosen_epoch"):
             print(f"  kept epoch {report['chosen_epoch']} (marked on training_curves.png)")
         print(f"  files in {report['eval_dir']}: {', '.join(report['files'])}")

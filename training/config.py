@@ -35,8 +35,11 @@ class TrainConfig:
     # file (offline), or null (random initialisation; the only choice for the small CNNs)
     weights: str | None = "imagenet"
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = 32  # the global batch, split across replicas (deepfake-train --distribute) ...
     learning_rate: float = 1e-3
+    # ... unless true: batch_size per replica (global = batch_size x replicas) and learning_rate
+    # scaled linearly with the replicas (Goyal et al. 2017; training.distribute)
+    batch_per_replica: bool = False
     # constant | cosine (decays to 0 over the epochs) | linear_decay (constant, then linearly to 0
     # from lr_decay_start of the epochs on, per epoch: SBI's LinearDecayLR(100, 75))
     lr_schedule: str = "constant"
