@@ -10,6 +10,7 @@ folder with ``run.json`` is a finished run; one without is resumed where it stop
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -17,6 +18,7 @@ import math
 import pathlib
 import shutil
 import sys
+import tempfile
 import time
 
 from deepfake_client.errors import InvalidInputError
@@ -30,6 +32,7 @@ from training.data import (
     self_blended_validation,
     steps_per_epoch,
 )
+from training.distribute import Placement, distributed_input, fit_across_workers, make_strategy, scaled
 from training.evaluate import (
     RUN_INFO,
     RUN_MODEL,
@@ -74,12 +77,44 @@ def _check_resume(out: pathlib.Path, config: TrainConfig) -> None:
             )
 
 
+def _placement(config: TrainConfig, distribute: str):
+    """The strategy, where this process stands, and the config with the global batch and scaled rate."""
+    strategy, cluster = make_strategy(distribute)
+    replicas = strategy.num_replicas_in_sync
+    batch, rate = scaled(config.batch_size, config.learning_rate, replicas, config.batch_per_replica)
+    placement = Placement(
+        distribute,
+        replicas,
+        cluster.workers if cluster else 1,
+        cluster is None or cluster.chief,
+        batch,
+        rate,
+    )
+    return strategy, placement, dataclasses.replace(config, batch_size=batch, learning_rate=rate)
+
+
+def _worker_folder(out: pathlib.Path) -> pathlib.Path:
+    """A non-chief worker's own temporary run folder, resuming from the chief's backup if there is one."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="deepfake-train-worker-"))
+    backup = out / "checkpoints" / "backup"
+    if backup.is_dir():  # a shared run folder (the manifest's volume): every worker resumes the same epoch
+        shutil.copytree(backup, work / "checkpoints" / "backup")
+    return work
+
+
 def train(
-    config: TrainConfig | str, data_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, verbose: int = 2
+    config: TrainConfig | str,
+    data_dir: str | pathlib.Path,
+    out_dir: str | pathlib.Path,
+    *,
+    verbose: int = 2,
+    distribute: str = "none",
 ) -> pathlib.Path:
     """Train ``config`` on the crops in ``data_dir``; write the run to ``out_dir`` and return it.
 
     ``config`` is a :class:`TrainConfig` or a preset name / YAML path (``"smoke"``).
+    ``distribute`` is a strategy of :mod:`training.distribute`; under ``multi_worker`` only the
+    chief writes ``out_dir`` (the others train in a temporary folder and return ``out_dir``).
 
     Validates the data before writing anything. Resumes an interrupted run in ``out_dir``; a
     finished run (``run.json`` present) is returned as it is.
@@ -124,6 +159,9 @@ def train(
             f"(it has {len(val_crops)} crops)"
         )
     _check_resume(out, config)
+    # before any other TensorFlow work: a multi-worker strategy must be made first
+    strategy, placement, effective = _placement(config, distribute)
+    saved, config = config, effective  # the run saves what was asked; it trains on the global batch
 
     import keras
 
@@ -133,9 +171,11 @@ def train(
     steps = steps_per_epoch(train_crops, config)
     batches = steps or max(1, math.ceil(len(train_crops) / config.batch_size))
     # built before anything is written: without its weights (offline) the run has not started
-    model = _compile(config, size, total_steps=batches * config.epochs)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+    with strategy.scope():
+        model = fit_across_workers(_compile(config, size, total_steps=batches * config.epochs), distribute)
+    work = out if placement.chief else _worker_folder(out)
+    (work / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (work / "config.yaml").write_text(yaml.safe_dump(saved.as_dict(), sort_keys=False))
     train_ds = make_dataset(
         train_crops, config, size=size, training=True, margin=margin, repeat=steps is not None
     )
@@ -143,6 +183,7 @@ def train(
         val_ds, val_pairs = self_blended_validation(val_crops, config, size=size, margin=margin)
     else:
         val_ds, val_pairs = make_dataset(val_crops, config, size=size, training=False), val_crops
+    train_ds, val_ds = (distributed_input(ds, distribute) for ds in (train_ds, val_ds))
     stats_ds = (  # only for population batch-norm statistics
         make_dataset(
             evenly_spread(train_crops, config.population_bn_images), config, size=size, training=False
@@ -154,40 +195,52 @@ def train(
         class_weights(train_crops.labels) if config.balance == "class_weight" and not config.sbi else None
     )
 
-    best = out / "checkpoints" / "best.keras"
+    best = work / "checkpoints" / "best.keras"
     monitor, mode = f"val_{config.monitor}", "max" if config.monitor == "auc" else "min"
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out / "checkpoints" / "backup")),
+        keras.callbacks.BackupAndRestore(str(work / "checkpoints" / "backup")),
         keras.callbacks.ModelCheckpoint(str(best), monitor=monitor, mode=mode, save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.early_stopping_patience),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(out / "tensorboard")),  # tensorboard --logdir RUN/tensorboard
+        keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(work / "tensorboard")),  # a worker's own temporary folder
         *schedule_callbacks(config),
     ]
     if stats_ds is not None:
         callbacks.insert(0, population_statistics_callback(stats_ds))
     log.info(
-        "training %s at %d px on %d crops (val %d), policy %s",
+        "training %s at %d px on %d crops (val %d), policy %s, %s: %d replica(s), global batch %d, "
+        "learning rate %g",
         config.backbone,
         size,
         len(train_crops),
         len(val_crops),
         policy,
+        distribute,
+        placement.replicas,
+        placement.global_batch,
+        placement.learning_rate,
     )
-    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results go there
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            steps_per_epoch=steps,
-            class_weight=weights,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results go there
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.epochs,
+                steps_per_epoch=steps,
+                class_weight=weights,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )
+    finally:
+        if not placement.chief:  # a worker's folder is its own and temporary, finished or not
+            shutil.rmtree(work, ignore_errors=True)
     train_seconds = time.monotonic() - started
-
     keras.mixed_precision.set_global_policy("float32")
+    if not placement.chief:
+        return out
+    config = saved
+
     shutil.copyfile(best, out / RUN_MODEL)
     model = keras.models.load_model(out / RUN_MODEL, compile=False)
     report = _report(model, config, data_dir, out, size, val_pairs, val_ds)
@@ -214,6 +267,7 @@ def train(
             "seconds": round(train_seconds, 1),
             "epochs": _epochs_run(out),
             "precision_policy": policy,
+            "distribute": placement.as_dict(),
         },
         "plots": report["plots"],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
