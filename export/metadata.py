@@ -44,17 +44,46 @@ def golden_images(input_size: int, count: int = 8, seed: int = 1234) -> np.ndarr
     return np.stack(images)
 
 
+def golden_sequences(images: np.ndarray, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Golden sequences for the ``sequence`` signature: ``frames`` uint8 ``[4, T, S, S, 3]``, ``lengths``.
+
+    Built from the golden crops: a steady track (one crop, brightening slowly), a flickering one (the
+    crops in turn), and two short ones (4 crops, half of T) whose padding must not count.
+    """
+    length = int(sequence_length)
+    base = images[0].astype(np.float32)
+    steady = np.stack([np.clip(base * (0.9 + 0.2 * t / length), 0, 255) for t in range(length)])
+    flicker = np.stack([images[t % len(images)] for t in range(length)])
+    frames = np.stack(
+        [steady.astype(np.uint8), flicker, np.roll(flicker, 1, axis=0), steady[::-1].astype(np.uint8)]
+    )
+    lengths = np.array([length, length, 4, max(4, length // 2)], dtype=np.int32)
+    for i, n in enumerate(lengths):
+        frames[i, n:] = 0  # padding as the client sends it
+    return frames, lengths
+
+
 def save_golden(
-    path: str | pathlib.Path, images: np.ndarray, probabilities: np.ndarray, logits: np.ndarray
+    path: str | pathlib.Path,
+    images: np.ndarray,
+    probabilities: np.ndarray,
+    logits: np.ndarray,
+    sequences: dict[str, np.ndarray] | None = None,
 ) -> None:
+    """Write the golden batch; ``sequences`` (``sequence_frames``, ``sequence_lengths``,
+    ``sequence_probability``, ``sequence_logit``) for a version with a temporal model."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
-        np.savez_compressed(handle, images=images, fake_probability=probabilities, logit=logits)
+        np.savez_compressed(
+            handle, images=images, fake_probability=probabilities, logit=logits, **(sequences or {})
+        )
 
 
 def load_golden(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-    """The golden batch of a version directory (``images``, ``fake_probability``, ``logit``)."""
+    """The golden batch of a version directory (``images``, ``fake_probability``, ``logit``; and
+    ``sequence_frames``, ``sequence_lengths``, ``sequence_probability``, ``sequence_logit`` for a
+    version with a temporal model)."""
     with np.load(pathlib.Path(path)) as data:
         return {key: data[key] for key in data.files}
 
@@ -70,11 +99,13 @@ def model_metadata(
     config: dict[str, Any] | None = None,
     version: int | None = None,
     model_name: str = contract.MODEL_NAME,
+    temporal: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of model.json (``version`` is filled in by the publish step)."""
+    """The content of model.json (``version`` is filled in by the publish step; ``temporal``: the
+    run's temporal section, for a version with the ``sequence`` signature)."""
     import tensorflow as tf
 
-    return {
+    meta = {
         "model_name": model_name,
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -94,3 +125,13 @@ def model_metadata(
         "metrics": metrics or {},
         "config": config or {},
     }
+    if temporal:
+        length = int(temporal["sequence_length"])
+        meta["signatures"][contract.SEQUENCE_SIGNATURE] = {
+            "inputs": {
+                contract.SEQUENCE_FRAMES_INPUT: f"uint8[-1,{length},{input_size},{input_size},3]",
+                contract.SEQUENCE_LENGTHS_INPUT: "int32[-1]",
+            }
+        }
+        meta["temporal"] = temporal
+    return meta

@@ -2,7 +2,9 @@
 
 It loads the SavedModel back with TensorFlow's loader, checks the signatures against Contract 2,
 runs both image signatures on the golden batch and compares them with the Keras model's scores,
-checks ``model_info``, and parses and replays every warm-up record.
+checks ``model_info``, and parses and replays every warm-up record. A version with a temporal
+model also has its ``sequence`` signature checked against the Keras temporal model on the golden
+sequences (``export.metadata.golden_sequences``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,30 @@ SPEC = {
 }
 
 
+def contract_spec(sequence_length: int = 0) -> dict:
+    """``SPEC``, plus the ``sequence`` signature and ``model_info``'s two outputs when ``T`` is not 0."""
+    if not sequence_length:
+        return SPEC
+    spec = dict(SPEC)
+    info_inputs, info_outputs = SPEC[contract.INFO_SIGNATURE]
+    spec[contract.INFO_SIGNATURE] = (
+        info_inputs,
+        {
+            **info_outputs,
+            contract.INFO_SEQUENCE_LENGTH: ("int32", [-1]),
+            contract.INFO_SEQUENCE_THRESHOLD: ("float32", [-1]),
+        },
+    )
+    spec[contract.SEQUENCE_SIGNATURE] = (
+        {
+            contract.SEQUENCE_FRAMES_INPUT: ("uint8", [-1, sequence_length, "S", "S", 3]),
+            contract.SEQUENCE_LENGTHS_INPUT: ("int32", [-1]),
+        },
+        {contract.PROBABILITY_OUTPUT: ("float32", [-1]), contract.LOGIT_OUTPUT: ("float32", [-1])},
+    )
+    return spec
+
+
 @dataclasses.dataclass
 class ValidationReport:
     """What validation measured: the largest score differences and the warm-up records replayed,
@@ -48,6 +74,7 @@ class ValidationReport:
     max_abs_diff_encoded: float
     warmup_records: int
     tolerance: float = GOLDEN_TOLERANCE
+    max_abs_diff_sequence: float | None = None  # the sequence signature vs the Keras temporal model
     golden_scores: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,12 +85,13 @@ def _spec_of(tensor_spec: Any) -> tuple[str, list[int | None]]:
     return tensor_spec.dtype.name, list(tensor_spec.shape.as_list())
 
 
-def check_signatures(loaded: Any, input_size: int) -> None:
+def check_signatures(loaded: Any, input_size: int, sequence_length: int = 0) -> None:
     """Raise ``InvalidInputError`` unless the loaded SavedModel's signatures match Contract 2."""
+    spec = contract_spec(sequence_length)
     names = set(loaded.signatures)
-    if names != set(SPEC):
-        raise InvalidInputError(f"signatures {sorted(names)} != the contract's {sorted(SPEC)}")
-    for name, (inputs, outputs) in SPEC.items():
+    if names != set(spec):
+        raise InvalidInputError(f"signatures {sorted(names)} != the contract's {sorted(spec)}")
+    for name, (inputs, outputs) in spec.items():
         function = loaded.signatures[name]
         actual_inputs = {k: _spec_of(v) for k, v in function.structured_input_signature[1].items()}
         actual_outputs = {k: _spec_of(v) for k, v in function.structured_outputs.items()}
@@ -86,15 +114,24 @@ def validate_version(
     input_size: int,
     crop_margin: float,
     threshold: float,
+    *,
+    sequence_model: Any = None,
+    golden_sequences: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ValidationReport:
-    """Load the SavedModel at ``path`` and check it; raise ``InvalidInputError`` on any mismatch."""
+    """Load the SavedModel at ``path`` and check it; raise ``InvalidInputError`` on any mismatch.
+
+    With ``sequence_model`` (and ``golden_sequences``: frames, lengths) the ``sequence`` signature
+    is checked too, and its scores land in ``golden_scores`` as ``sequence_probability`` and
+    ``sequence_logit``.
+    """
     import tensorflow as tf
 
     from export.warmup import read_warmup
 
     path = pathlib.Path(path)
     loaded = tf.saved_model.load(str(path))
-    check_signatures(loaded, input_size)
+    length = int(sequence_model.inputs[0].shape[1]) if sequence_model is not None else 0
+    check_signatures(loaded, input_size, length)
     default = loaded.signatures[contract.DEFAULT_SIGNATURE]
     served = default(**{contract.IMAGES_INPUT: tf.constant(golden)})
     expected = tf.sigmoid(
@@ -134,4 +171,42 @@ def validate_version(
         signature = loaded.signatures[request.model_spec.signature_name or contract.DEFAULT_SIGNATURE]
         signature(**{key: tf.constant(make_ndarray(value)) for key, value in request.inputs.items()})
     scores = {name: served[name].numpy() for name in (contract.PROBABILITY_OUTPUT, contract.LOGIT_OUTPUT)}
-    return ValidationReport(diff_keras, diff_encoded, len(records), golden_scores=scores)
+    diff_sequence = None
+    if sequence_model is not None and golden_sequences is not None:
+        diff_sequence = _check_sequence(loaded, sequence_model, *golden_sequences, scores)
+    return ValidationReport(
+        diff_keras, diff_encoded, len(records), max_abs_diff_sequence=diff_sequence, golden_scores=scores
+    )
+
+
+def _check_sequence(
+    loaded: Any, sequence_model: Any, frames: np.ndarray, lengths: np.ndarray, scores: dict
+) -> float:
+    """The ``sequence`` signature on the golden sequences vs the Keras temporal model; ``model_info``'s T."""
+    import tensorflow as tf
+
+    from training.temporal import sequence_mask
+
+    length = frames.shape[1]
+    info = loaded.signatures[contract.INFO_SIGNATURE](**{contract.INFO_INPUT: tf.constant([0], tf.int32)})
+    if int(info[contract.INFO_SEQUENCE_LENGTH][0]) != length:
+        raise InvalidInputError(
+            f"model_info's sequence_length {int(info[contract.INFO_SEQUENCE_LENGTH][0])} != {length}"
+        )
+    served = loaded.signatures[contract.SEQUENCE_SIGNATURE](
+        **{
+            contract.SEQUENCE_FRAMES_INPUT: tf.constant(frames),
+            contract.SEQUENCE_LENGTHS_INPUT: tf.constant(lengths),
+        }
+    )
+    inputs = {"frames": tf.constant(frames, tf.float32), "mask": sequence_mask(lengths, length)}
+    expected = tf.sigmoid(
+        tf.reshape(tf.cast(sequence_model(inputs, training=False), tf.float32), [-1])
+    ).numpy()
+    got = served[contract.PROBABILITY_OUTPUT].numpy()
+    diff = float(np.max(np.abs(got - expected)))
+    if not diff <= GOLDEN_TOLERANCE:
+        raise InvalidInputError(f"the sequence signature differs from the Keras temporal model by {diff:.2e}")
+    scores["sequence_probability"] = got
+    scores["sequence_logit"] = served[contract.LOGIT_OUTPUT].numpy()
+    return diff

@@ -69,24 +69,61 @@ def build_version(
     config: dict | None = None,
     version: int | None = None,
     model_name: str = contract.MODEL_NAME,
+    sequence_model: Any = None,
+    temporal: dict | None = None,
 ) -> dict[str, Any]:
-    """Write a complete, validated version of ``model_name`` into the empty directory ``staging``."""
+    """Write a complete, validated version of ``model_name`` into the empty directory ``staging``.
 
-    from export.metadata import GOLDEN_FILE, golden_images, model_metadata, save_golden
+    ``sequence_model`` (a run's ``temporal.keras``) and ``temporal`` (its ``run.json`` section) add
+    the ``sequence`` signature, its warm-up records and golden sequences.
+    """
+
+    from export.metadata import GOLDEN_FILE, golden_images, golden_sequences, model_metadata, save_golden
     from export.signatures import build_serving_module, save_serving_model
     from export.validate import validate_version
     from export.warmup import warmup_requests, write_warmup
 
     size = model_input_size(model)
-    module = build_serving_module(model, size, crop_margin, threshold)
+    length = int(sequence_model.inputs[0].shape[1]) if sequence_model is not None else 0
+    sequence_threshold = (temporal or {}).get("thresholds", {}).get("combined")
+    module = build_serving_module(
+        model,
+        size,
+        crop_margin,
+        threshold,
+        sequence_model=sequence_model,
+        sequence_threshold=sequence_threshold,
+    )
     save_serving_model(module, staging)
-    write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size, model_name))
+    write_warmup(staging / contract.WARMUP_FILE, warmup_requests(size, model_name, sequence_length=length))
     golden = golden_images(size)
-    report = validate_version(staging, model, golden, size, crop_margin, threshold)
+    sequences = golden_sequences(golden_images(size, count=length), length) if length else None
+    report = validate_version(
+        staging,
+        model,
+        golden,
+        size,
+        crop_margin,
+        threshold,
+        sequence_model=sequence_model,
+        golden_sequences=sequences,
+    )
     # The golden batch's expected scores are the saved model's own: what a server must answer.
     scores = report.golden_scores
+    golden_seq = None
+    if sequences is not None:
+        golden_seq = {
+            "sequence_frames": sequences[0],
+            "sequence_lengths": sequences[1],
+            "sequence_probability": scores["sequence_probability"],
+            "sequence_logit": scores["sequence_logit"],
+        }
     save_golden(
-        staging / GOLDEN_FILE, golden, scores[contract.PROBABILITY_OUTPUT], scores[contract.LOGIT_OUTPUT]
+        staging / GOLDEN_FILE,
+        golden,
+        scores[contract.PROBABILITY_OUTPUT],
+        scores[contract.LOGIT_OUTPUT],
+        golden_seq,
     )
     meta = model_metadata(
         backbone=backbone,
@@ -98,10 +135,32 @@ def build_version(
         config=config,
         version=version,
         model_name=model_name,
+        temporal=_public_temporal(temporal) if sequence_model is not None else None,
     )
     meta["validation"] = report.as_dict()
     (staging / contract.METADATA_FILE).write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
     return meta
+
+
+def _public_temporal(temporal: dict | None) -> dict:
+    """What model.json says about the temporal model: T, head, mode, rule, thresholds, metrics."""
+    keys = ("sequence_length", "head", "mode", "rule", "thresholds", "metrics")
+    return {k: v for k, v in (temporal or {}).items() if k in keys}
+
+
+def read_temporal(run_dir: str | pathlib.Path, info: dict[str, Any]) -> Any:
+    """The run's temporal model (``temporal.keras``) if ``run.json`` has a temporal section, else None."""
+    if not info.get("temporal"):
+        return None
+    import keras
+
+    path = pathlib.Path(run_dir) / info["temporal"].get("model", "temporal.keras")
+    if not path.is_file():
+        raise NotFoundError(f"{path}: run.json has a temporal section but the temporal model is missing")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises many types for a bad file
+        raise InvalidInputError(f"{path}: cannot load the temporal model ({err})") from err
 
 
 def export_model(
@@ -117,6 +176,8 @@ def export_model(
     version: int | None = None,
     model_name: str = contract.MODEL_NAME,
     publish_options: dict[str, Any] | None = None,
+    sequence_model: Any = None,
+    temporal: dict | None = None,
 ) -> ExportResult:
     """Export a Keras model as the next (or the given) version of ``model_name`` in ``repository``.
 
@@ -139,6 +200,8 @@ def export_model(
                 config=config,
                 version=number,
                 model_name=model_name,
+                sequence_model=sequence_model,
+                temporal=temporal,
             )
         )
 
@@ -177,4 +240,6 @@ def export_run(
         version=version,
         model_name=model_name,
         publish_options=publish_options,
+        sequence_model=read_temporal(run_dir, info),
+        temporal=info.get("temporal"),
     )

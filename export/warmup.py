@@ -2,7 +2,10 @@
 
 TF Serving replays these ``PredictionLog`` records when it loads a version, before it marks the
 version AVAILABLE, so the first real request does not pay for graph optimisation and memory
-allocation. The records cover both image signatures at a few batch sizes, and ``model_info``.
+allocation. The records cover both image signatures at a few batch sizes, ``model_info``, and the
+``sequence`` signature of a version with a temporal model at the batch sizes a client sends (the
+tracks of one video: a few; each sequence is ``T`` crops, so 64 of them would be a 150 MB record
+at 224 px).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from deepfake_client.tensors import make_tensor_proto
 # batcher pads each batch to one of them, so each is a shape the first real request could meet.
 DEFAULT_BATCH_SIZES = (1, 8, 32, 64)
 ENCODED_BATCH_SIZES = DEFAULT_BATCH_SIZES
+SEQUENCE_BATCH_SIZES = (1, 4)
 
 
 def predict_log(
@@ -41,8 +45,10 @@ def warmup_requests(
     batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES,
     encoded_batch_sizes: Iterable[int] = ENCODED_BATCH_SIZES,
     seed: int = 0,
+    sequence_length: int = 0,
 ) -> Iterator[tfs_pb2.PredictionLog]:
-    """The warm-up ``PredictionLog`` records for a model with input size ``input_size``."""
+    """The warm-up ``PredictionLog`` records for a model with input size ``input_size`` (and a
+    ``sequence`` signature of ``T = sequence_length`` if that is not 0)."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -54,6 +60,16 @@ def warmup_requests(
         jpegs = [cv2.imencode(".jpg", image)[1].tobytes() for image in images]
         yield predict_log(contract.ENCODED_SIGNATURE, {contract.IMAGE_BYTES_INPUT: jpegs}, model_name)
     yield predict_log(contract.INFO_SIGNATURE, {contract.INFO_INPUT: np.zeros([1], np.int32)}, model_name)
+    for batch in SEQUENCE_BATCH_SIZES if sequence_length else ():
+        frames = rng.integers(
+            0, 256, size=(batch, sequence_length, input_size, input_size, 3), dtype=np.uint8
+        )
+        lengths = np.full([batch], sequence_length, np.int32)
+        yield predict_log(
+            contract.SEQUENCE_SIGNATURE,
+            {contract.SEQUENCE_FRAMES_INPUT: frames, contract.SEQUENCE_LENGTHS_INPUT: lengths},
+            model_name,
+        )
 
 
 def write_warmup(path: str | pathlib.Path, records: Iterable[tfs_pb2.PredictionLog]) -> int:

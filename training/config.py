@@ -23,6 +23,8 @@ LR_SCHEDULES = ("constant", "cosine", "linear_decay")
 OPTIMIZERS = ("adamw", "sgd")
 AGGREGATIONS = ("confident", "mean", "max")
 FREQUENCY_BRANCHES = ("dct", "fft")  # training.frequency
+TEMPORAL_HEADS = ("gru", "lstm", "conv")  # training.temporal
+TEMPORAL_MODES = ("frozen", "end_to_end")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,15 @@ class TrainConfig:
     aggregate: str = "confident"
     # how the threshold is chosen on validation: youden | f1 | eer | calibrated
     threshold_metric: str = "youden"
+    # temporal model (training.temporal): after the frame model, a recurrent head over each face
+    # track's crops, served beside the frame signatures as the ``sequence`` signature
+    temporal: bool = False
+    sequence_length: int = 16  # T; a track of 4..T-1 crops is padded and masked (its length is sent)
+    temporal_head: str = "gru"  # gru | lstm | conv (a temporal convolution, masked mean over time)
+    temporal_mode: str = "frozen"  # frozen: the trained frame model's features | end_to_end
+    temporal_units: int = 32
+    temporal_epochs: int = 20
+    temporal_learning_rate: float = 3e-3
 
     def resolved_input_size(self) -> int:
         from training.models import default_input_size
@@ -162,6 +173,13 @@ def _validate(config: TrainConfig, source: str) -> TrainConfig:
         or (config.input_size is not None and config.input_size < 16)
     ):
         raise InvalidInputError(f"{source}: epochs and batch_size must be >= 1, input_size >= 16")
+    if config.temporal_head not in TEMPORAL_HEADS or config.temporal_mode not in TEMPORAL_MODES:
+        raise InvalidInputError(
+            f"{source}: temporal_head must be one of {', '.join(TEMPORAL_HEADS)}, temporal_mode one of "
+            f"{', '.join(TEMPORAL_MODES)}"
+        )
+    if config.sequence_length < 4 or config.temporal_units < 1 or config.temporal_epochs < 1:
+        raise InvalidInputError(f"{source}: sequence_length must be >= 4, temporal_units and epochs >= 1")
     if config.population_bn_images < 1:
         raise InvalidInputError(f"{source}: population_bn_images must be >= 1")
     return config

@@ -66,9 +66,16 @@ def moving_face_frames(
 
 
 def write_video(
-    path: str | pathlib.Path, frames: Iterable[np.ndarray], fps: float = 25.0, codec: str = "libx264"
+    path: str | pathlib.Path,
+    frames: Iterable[np.ndarray],
+    fps: float = 25.0,
+    codec: str = "libx264",
+    intra_only: bool = False,
 ) -> None:
-    """Encode RGB uint8 frames to a video file with PyAV (H.264 by default; ``mpeg4`` also works)."""
+    """Encode RGB uint8 frames to a video file with PyAV (H.264 by default; ``mpeg4`` also works).
+
+    ``intra_only``: every frame a key frame (each compressed on its own, whatever its neighbours).
+    """
     import fractions
 
     import av
@@ -77,7 +84,11 @@ def write_video(
     first = next(frames)
     height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream(
+            codec,
+            rate=fractions.Fraction(fps).limit_denominator(1001),
+            options={"g": "1"} if intra_only else None,
+        )
         stream.width, stream.height, stream.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
         for frame in _chain(first, frames):
             video_frame = av.VideoFrame.from_ndarray(
@@ -161,6 +172,11 @@ def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int)
     face = _jitter(real_face(), rng)
     if fake:
         face = blend_fake(face, np.random.default_rng([seed, 1]))
+    return _moving(lambda i: face, rng, count, height, width)
+
+
+def _moving(face_at, rng: np.random.Generator, count: int, height: int, width: int) -> list[np.ndarray]:
+    """``count`` frames of the face ``face_at(i)`` moving along a path drawn from ``rng``."""
     face_height = round(rng.uniform(0.6, 0.8) * height)
     start = np.array([rng.uniform(0.4, 0.6) * width, rng.uniform(0.45, 0.55) * height])
     velocity = rng.uniform(-0.1, 0.1, size=2) * np.array([width, height])
@@ -170,7 +186,7 @@ def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int)
         center = start + velocity * t
         frames.append(
             scene(
-                face,
+                face_at(i),
                 height,
                 width,
                 (float(center[0]), float(center[1])),
@@ -179,6 +195,33 @@ def synthetic_frames(fake: bool, count: int, height: int, width: int, seed: int)
             )
         )
     return frames
+
+
+# Fakes a single frame cannot tell from a real one, by construction (the temporal model's task).
+FAKE_KINDS = ("blend", "flicker")
+
+
+def _colour(face: np.ndarray, gain: float, offset: np.ndarray) -> np.ndarray:
+    return np.clip(face.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+
+
+def flicker_frames(fake: bool, count: int, height: int, width: int, seed: int) -> list[np.ndarray]:
+    """Frames of one generated video whose fake differs from its real only over time.
+
+    A real video draws the face's colour (gain 0.8..1.15, offset -15..15 per channel, as
+    ``synthetic_frames``' per-video jitter) once; its fake draws it again for every frame, so the
+    face's colour and brightness flicker from frame to frame the way a frame-by-frame face swap's
+    colour correction does. Each single fake frame comes from exactly the distribution of real
+    frames: only a model that compares frames can tell them apart.
+    """
+    rng = np.random.default_rng([seed, 7])
+    face = real_face()
+    face = face[:, ::-1] if rng.random() < 0.5 else face
+    draw = lambda r: (float(r.uniform(0.8, 1.15)), r.uniform(-15, 15, size=3))  # noqa: E731
+    once = _colour(face, *draw(rng))
+    flicker = np.random.default_rng([seed, 8])
+    per_frame = [_colour(face, *draw(flicker)) for _ in range(count)] if fake else None
+    return _moving(lambda i: per_frame[i] if fake else once, rng, count, height, width)
 
 
 def generate_dataset(
@@ -193,13 +236,15 @@ def generate_dataset(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     seed: int = 0,
+    fakes: tuple[str, ...] = ("blend",),
 ) -> pathlib.Path:
     """Write a folder dataset ``<split>/real|fake/`` of short H.264 videos (and optionally PNG images).
 
     Videos come in pairs: ``real/vid_007.mp4`` shows the real face, ``fake/vid_007.mp4`` the same
     scene with a blending artefact on the face (see :func:`blend_fake`). A pair stays in one split
     (``train``, ``val``, ``test``), as a deepfake and its original must. The Haar detector finds
-    the faces in every frame.
+    the faces in every frame. With ``"flicker"`` in ``fakes`` there are also ``flk_007.mp4`` pairs
+    whose fake only flickers over time (:func:`flicker_frames`); without ``"blend"`` only those.
 
     Returns:
         ``out_dir``, readable with ``training.datasets.read_folder`` (``--dataset folder``).
@@ -213,16 +258,25 @@ def generate_dataset(
         n_val = max(1, round(n * val_fraction)) if val_fraction > 0 and n >= 3 else 0
         return "test" if i < n_test else "val" if i < n_test + n_val else "train"
 
-    for i in range(videos_per_class):
-        video_seed = seed * 100_003 + i
-        for label in ("real", "fake"):
-            folder = out / split_of(i, videos_per_class) / label
-            folder.mkdir(parents=True, exist_ok=True)
-            write_video(
-                folder / f"vid_{i:03d}.mp4",
-                synthetic_frames(label == "fake", frames, height, width, video_seed),
-                fps=fps,
-            )
+    unknown = set(fakes) - set(FAKE_KINDS)
+    if unknown or not fakes:
+        raise ValueError(f"fakes must be some of {FAKE_KINDS}, got {fakes}")
+    makers = {"blend": ("vid", synthetic_frames, 0), "flicker": ("flk", flicker_frames, 70_000)}
+    # flicker pairs are all key frames: with predicted frames a flickering video compresses worse
+    # frame by frame, which a single frame would show
+    for kind in fakes:
+        prefix, make, base = makers[kind]
+        for i in range(videos_per_class):
+            video_seed = seed * 100_003 + base + i
+            for label in ("real", "fake"):
+                folder = out / split_of(i, videos_per_class) / label
+                folder.mkdir(parents=True, exist_ok=True)
+                write_video(
+                    folder / f"{prefix}_{i:03d}.mp4",
+                    make(label == "fake", frames, height, width, video_seed),
+                    fps=fps,
+                    intra_only=kind == "flicker",
+                )
     for i in range(images_per_class):
         image_seed = seed * 100_003 + 50_000 + i
         for label in ("real", "fake"):

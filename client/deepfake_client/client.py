@@ -31,6 +31,7 @@ from deepfake_client.contract import DEFAULT_DETECTOR
 from deepfake_client.errors import DeepfakeError, InvalidInputError, NotFoundError
 from deepfake_client.faces import Face, FaceDetector, extract_faces, faces_in_frames, make_detector
 from deepfake_client.inputs import detect_kind
+from deepfake_client.sequences import temporal_scores
 from deepfake_client.tracks import link_tracks
 from deepfake_client.transport.base import (
     DEFAULT_RESOLVE_TTL_S,
@@ -408,6 +409,12 @@ class DetectorClient:
             crops = np.stack([f.crop for f in prepared.faces]) if prepared.faces else crops[:0]
             tracks = self._tracks(prepared.faces)
         predict_s = time.perf_counter() - t0
+        temporal = None
+        if prepared.kind == "video" and info.sequence_length and len(crops):
+            t1 = time.perf_counter()
+            pinned = target.pinned(answered) if answered is not None else target
+            temporal = self._score_sequences(pinned, crops, tracks, info)
+            prepared.timings_s["sequence"] = time.perf_counter() - t1
         faces = prepared.faces
         scored = [
             FaceScore(f.frame_index, f.timestamp_s, f.box, f.confidence, float(p), t)
@@ -423,7 +430,11 @@ class DetectorClient:
             source=prepared.source,
             kind=prepared.kind,
             faces=scored,
-            threshold=self.threshold if self.threshold is not None else info.threshold,
+            threshold=self.threshold
+            if self.threshold is not None
+            else info.sequence_threshold
+            if temporal and info.sequence_threshold is not None
+            else info.threshold,
             aggregation=self.aggregation,
             model_name=info.model,
             model_version=answered if faces else info.version,
@@ -432,7 +443,32 @@ class DetectorClient:
             timings_s=timings,
             sampling=self.sampling if prepared.kind == "video" else "all",
             found_per_track=found,
+            temporal_scores=temporal,
         )
+
+    def _score_sequences(
+        self, target: Target, crops: np.ndarray, tracks: list[int], info: VersionInfo
+    ) -> dict[int, float]:
+        """Each long enough track's ``temporal_score`` from the ``sequence`` signature (``sequences``)."""
+
+        def predict(frames: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+            inputs = {contract.SEQUENCE_FRAMES_INPUT: frames, contract.SEQUENCE_LENGTHS_INPUT: lengths}
+            result = self._call(
+                functools.partial(
+                    self.transport.predict,
+                    target,
+                    contract.SEQUENCE_SIGNATURE,
+                    inputs,
+                    output_filter=[contract.PROBABILITY_OUTPUT],
+                    timeout_s=self.timeout_s,
+                )
+            )
+            return np.asarray(result.outputs[contract.PROBABILITY_OUTPUT])  # type: ignore[attr-defined]
+
+        try:
+            return temporal_scores(predict, crops, tracks, info.sequence_length)
+        except ValueError as err:
+            raise DeepfakeError(str(err)) from err
 
     @staticmethod
     def _tracks(faces: Sequence[Face]) -> list[int]:

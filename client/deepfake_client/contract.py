@@ -23,6 +23,16 @@ LOGIT_OUTPUT = "logit"  # float32 [batch]
 INFO_INPUT_SIZE = "input_size"  # int32
 INFO_CROP_MARGIN = "crop_margin"  # float32
 INFO_THRESHOLD = "threshold"  # float32
+# The temporal model (only in a version that has it; docs/contracts.md): one score per face track.
+SEQUENCE_SIGNATURE = "sequence"
+SEQUENCE_FRAMES_INPUT = "frames"  # uint8 [batch, T, S, S, 3]: a track's crops, zero-padded to T
+SEQUENCE_LENGTHS_INPUT = (
+    "lengths"  # int32 [batch]: how many of the T crops are the track's (the rest is masked)
+)
+# model_info outputs of such a version, each [n]: T, and the threshold of the combined score
+# (deepfake_client.sequences.combine) that replaces ``threshold`` when tracks are scored as sequences
+INFO_SEQUENCE_LENGTH = "sequence_length"  # int32
+INFO_SEQUENCE_THRESHOLD = "sequence_threshold"  # float32
 
 # Contract 1: labels and files.
 STABLE_LABEL = "stable"

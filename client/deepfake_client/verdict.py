@@ -16,6 +16,7 @@ import numpy as np
 from deepfake_client.contract import FAKE, NO_FACE, REAL
 from deepfake_client.errors import InvalidInputError
 from deepfake_client.faces import Box
+from deepfake_client.sequences import combine
 
 AGGREGATIONS = ("confident", "mean", "max")
 CONFIDENT_FAKE = 0.8  # a face "confidently fake" scores above this
@@ -97,8 +98,16 @@ class TrackVerdict:
     label: str
     minor: bool  # too short to decide the video's verdict (see ``make_verdict``)
     faces_found: int | None = None  # faces of this person found; ``faces`` of them were scored
+    # with a temporal model (deepfake_client.sequences): the frame models' aggregate and the
+    # sequence score; ``score`` is then their combination
+    frame_score: float | None = None
+    temporal_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {}
+        if self.frame_score is not None:
+            extra["frame_score"] = round(self.frame_score, 6)
+            extra["temporal_score"] = None if self.temporal_score is None else round(self.temporal_score, 6)
         return {
             "track": self.track,
             "faces": self.faces,
@@ -108,6 +117,7 @@ class TrackVerdict:
             "score": round(self.score, 6),
             "label": self.label,
             "minor": self.minor,
+            **extra,
         }
 
 
@@ -176,6 +186,7 @@ def make_verdict(
     timings_s: dict[str, float] | None = None,
     sampling: str = "all",
     found_per_track: Mapping[int, int] | None = None,
+    temporal_scores: Mapping[int, float] | None = None,
 ) -> Verdict:
     """Aggregate scored faces into tracks and a verdict.
 
@@ -186,6 +197,10 @@ def make_verdict(
 
     With adaptive sampling ``faces`` are the faces scored and ``found_per_track`` the faces found
     per track: whether a track is minor is decided on the faces found.
+
+    ``temporal_scores`` (a version with the temporal model; ``None`` otherwise): each track's
+    ``temporal_score``, and its ``score`` becomes ``sequences.combine(frame score, temporal score)``
+    (the larger); pass the version's ``sequence_threshold`` as ``threshold`` then.
     """
     if aggregation not in AGGREGATIONS:
         raise InvalidInputError(f"unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
@@ -198,7 +213,10 @@ def make_verdict(
     longest = max(found.values(), default=0)
     tracks = []
     for track, members in sorted(by_track.items()):
-        score = aggregate([m.fake_probability for m in members], aggregation)
+        score = frame_score = aggregate([m.fake_probability for m in members], aggregation)
+        temporal = None if temporal_scores is None else temporal_scores.get(track)
+        if temporal_scores is not None:
+            score = combine(frame_score, temporal)
         tracks.append(
             TrackVerdict(
                 track=track,
@@ -209,6 +227,8 @@ def make_verdict(
                 label=decide(score, threshold),
                 minor=found[track] < MINOR_TRACK_SHARE * longest,
                 faces_found=found[track],
+                frame_score=None if temporal_scores is None else frame_score,
+                temporal_score=temporal,
             )
         )
     deciding = [t.score for t in tracks if not t.minor]
@@ -245,9 +265,12 @@ def format_table(verdicts: Sequence[Verdict]) -> str:
             f"{v.label:<8} {score:>6} {v.threshold:>6.3f} {len(v.faces):>5} {model:<22} "
             f"{total:>6.2f}s  {v.source}"
         )
-        if len(v.tracks) > 1:
+        if len(v.tracks) > 1 or any(t.temporal_score is not None for t in v.tracks):
             for t in v.tracks:
                 note = " (minor)" if t.minor else ""
+                if t.frame_score is not None:
+                    temporal = "-" if t.temporal_score is None else f"{t.temporal_score:.3f}"
+                    note += f" (frame {t.frame_score:.3f}, temporal {temporal})"
                 lines.append(
                     f"  track {t.track}: {t.label} {t.score:.3f} over {t.faces} faces, "
                     f"frames {t.first_frame}-{t.last_frame}{note}"

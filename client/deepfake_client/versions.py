@@ -30,6 +30,8 @@ class VersionInfo:
     crop_margin: float
     threshold: float
     encoded: bool = True  # has the ``encoded`` signature (JPEG/PNG crops)
+    sequence_length: int = 0  # T of the ``sequence`` signature (the temporal model); 0: none
+    sequence_threshold: float | None = None  # the threshold of the combined score, with a temporal model
 
     def crop_params(self) -> tuple[int, float]:
         return self.input_size, self.crop_margin
@@ -48,11 +50,18 @@ def read_version_info(
         if shape and len(shape) == 4 and shape[1] > 0:
             size = int(shape[1])
     margin, threshold = contract.DEFAULT_CROP_MARGIN, contract.DEFAULT_THRESHOLD
+    length, sequence_threshold = 0, None
     if contract.INFO_SIGNATURE in signatures:
         out = ask_info()
         margin = round(float(np.asarray(out[contract.INFO_CROP_MARGIN]).reshape(-1)[0]), 6)  # float32 -> 0.3
         threshold = round(float(np.asarray(out[contract.INFO_THRESHOLD]).reshape(-1)[0]), 6)
         size = size or int(np.asarray(out[contract.INFO_INPUT_SIZE]).reshape(-1)[0])
+        # a version with the temporal model also says T and its combined threshold
+        if contract.INFO_SEQUENCE_LENGTH in out and contract.SEQUENCE_SIGNATURE in signatures:
+            length = int(np.asarray(out[contract.INFO_SEQUENCE_LENGTH]).reshape(-1)[0])
+            sequence_threshold = round(
+                float(np.asarray(out[contract.INFO_SEQUENCE_THRESHOLD]).reshape(-1)[0]), 6
+            )
     else:
         log.warning(
             "%s version %s has no %s signature: default margin and threshold",
@@ -69,4 +78,6 @@ def read_version_info(
         margin,
         threshold,
         encoded=contract.ENCODED_SIGNATURE in signatures,
+        sequence_length=length,
+        sequence_threshold=sequence_threshold,
     )

@@ -275,6 +275,12 @@ function showPeople(v) {
     const text = el("div", { class: "person-text" });
     text.append(el("h4", {}, personName(t.track)));
     text.append(el("p", { class: `label ${t.label}` }, `${t.label} · ${pct(t.score)}`));
+    if (t.frame_score !== undefined) {
+      // a version with the temporal model: the track's score combines both (the larger)
+      const temporal = t.temporal_score === null ? "track too short" : pct(t.temporal_score);
+      text.append(el("p", { class: "muted temporal" },
+        `frames ${pct(t.frame_score)} · over time ${temporal}`));
+    }
     const frames = members.map((f) => f.frame_index);
     const where = v.kind === "video"
       ? `in ${members.length} of ${v.frames} sampled frames (frames ${frameRanges(frames)}), ` +
