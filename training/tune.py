@@ -271,6 +271,11 @@ def tune(
         raise InvalidInputError(f"--trials must be >= 1, got {trials}")
     if folds == 1 or folds < 0:
         raise InvalidInputError(f"--folds must be 0 (the val split) or >= 2, got {folds}")
+    if distribute == "multi_worker":  # a process makes one MultiWorkerMirroredStrategy, a search many
+        raise InvalidInputError(
+            "deepfake-tune runs its trials on one host (--distribute none or mirrored); "
+            "train the best config across hosts with deepfake-train --distribute multi_worker"
+        )
     backbones = backbones or [config.backbone]
     unknown = [b for b in backbones if b not in MODEL_NAMES]
     if unknown:
@@ -301,6 +306,8 @@ def tune(
     except kt.errors.FatalError as err:
         cause = err.__cause__
         raise cause if isinstance(cause, DeepfakeError) else InvalidInputError(str(err)) from err
+    except RuntimeError as err:  # Keras Tuner gives up after 3 failed trials in a row (logged above)
+        raise InvalidInputError(f"the search stopped: {' '.join(str(err).split())[:300]}") from err
     search_seconds = time.monotonic() - started
     rows = _rows(tuner, out)
     _write_tables(rows, out)

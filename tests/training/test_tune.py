@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from training.cli import train_main, tune_main
+from training.cli import train_main
 from training.prepare import read_manifest
 from training.tune import augmentation, identity_folds
+from training.tune_cli import tune_main
 
 
 @pytest.mark.slow
@@ -97,6 +98,7 @@ def test_augmentation_strength_scales_the_default_recipe():
         ({"--folds": "1"}, "--folds must be 0"),
         ({"--backbones": "tiny,vgg"}, "unknown backbone(s) vgg"),
         ({"--out": "taken"}, "exists and is not empty"),
+        ({"--distribute": "multi_worker"}, "runs its trials on one host"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(change, message, prepared_crops, tmp_path, capsys):
