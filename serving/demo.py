@@ -27,7 +27,7 @@ from serving.devserver.launcher import start_devserver, stop_devserver
 
 MARKER = ".deepfake-demo"
 # What a run writes into --out: a later run replaces these, and only these.
-OUTPUTS = ("data", "crops", "runs", "models", "samples", "devserver.log", "verdicts.json")
+OUTPUTS = ("data", "crops", "runs", "models", "samples", "devserver.log", "verdicts.json", "temporal.json")
 
 
 def log(line: str) -> None:
@@ -169,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     # 4x as many different faces, blends and backgrounds; all 6 samples right on seeds 0-4
     parser.add_argument("--videos-per-class", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--temporal",
+        action="store_true",
+        help="the temporal model instead (serving.demo_temporal): the temporal_smoke preset on generated "
+        "videos with blend and flicker fakes; writes OUT/temporal.json with both video AUCs",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks and TensorFlow's and native libraries' own logs"
@@ -182,12 +188,20 @@ def main(argv: list[str] | None = None) -> int:
             quiet_tensorflow(debug=args.debug),
             contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout),
         ):
-            summary = run_demo(pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed)
+            if args.temporal:
+                from serving.demo_temporal import run_temporal_demo
+
+                summary = run_temporal_demo(pathlib.Path(args.out), seed=args.seed)
+            else:
+                summary = run_demo(
+                    pathlib.Path(args.out), videos_per_class=args.videos_per_class, seed=args.seed
+                )
     except DeepfakeError as err:
         return report_error("deepfake-demo", err, debug=args.debug)
     if args.json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
-    log(f"finished in {summary['total_s']:.0f} s; verdicts in {pathlib.Path(args.out) / 'verdicts.json'}")
+    written = "temporal.json" if args.temporal else "verdicts.json"
+    log(f"finished in {summary['total_s']:.0f} s; results in {pathlib.Path(args.out) / written}")
     return 0
 
 
