@@ -168,19 +168,35 @@ def scaled(batch_size: int, learning_rate: float, replicas: int, per_replica: bo
     return batch_size * replicas, learning_rate * replicas
 
 
-def distributed_input(ds, strategy: str):
-    """``ds`` ready for ``strategy``: sharded by element, images as float32 across workers.
+def distributed_input(ds, replicas: int, batch: int, *, count: int | None, training: bool):
+    """The batched ``ds`` of ``count`` images (None: repeated, every batch full) ready for ``replicas``.
 
     Auto-sharding by element (DATA): in-memory and generated datasets have no files to split.
-    Across workers the images are cast to float32 here (the model casts them anyway): Keras builds
-    a distributed model by all-reducing its first batch, and collectives do not take uint8.
+    A last batch smaller than ``replicas`` would leave a replica with no image, on which Keras'
+    batch normalisation fails ("Incompatible shapes: [16] vs. [0,64,64,3]"). In training that
+    batch is skipped (at most ``replicas - 1`` crops an epoch, other ones each epoch: the shuffle
+    changes); validation is batched a little smaller instead (the largest size up to ``batch``
+    that leaves no such batch), so every image counts: its metrics do not depend on the batch.
+
+    Raises:
+        InvalidInputError: no batch size of ``replicas`` to ``batch`` divides ``count`` images so.
     """
     import tensorflow as tf
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    if strategy == "multi_worker":
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    short = 0 if count is None else count % batch
+    if replicas > 1 and 0 < short < replicas:
+        if training:
+            ds = ds.take(count // batch)
+        else:
+            fits = [b for b in range(batch - 1, replicas - 1, -1) if not 0 < count % b < replicas]
+            if not fits:
+                raise InvalidInputError(
+                    f"{count} validation images cannot be batched over {replicas} replicas"
+                )
+            batches = -(-count // fits[0])
+            ds = ds.unbatch().batch(fits[0]).apply(tf.data.experimental.assert_cardinality(batches))
     return ds.with_options(options)
 
 
@@ -240,14 +256,17 @@ def _reduce_scalars_across_workers() -> None:
 def fit_across_workers(model, strategy: str):
     """``model`` able to ``fit`` under ``strategy`` (the saved model is unchanged).
 
-    Two fixes of Keras 3.15 under MultiWorkerMirroredStrategy, both only in a multi-worker process.
-    Keras builds a model made in a strategy's scope from its first batch, which it first all-reduces
-    with ``strategy.reduce`` as one ``(x, y, weight)`` tuple; MultiWorkerMirroredStrategy reduces one
-    tensor at a time and fails ("Attempt to convert a value (PerReplica ...)"). The build only needs
-    the batch's shapes and types: this worker's own share gives them, with no collective (on this
-    instance). And each step's scalar metrics: :func:`_reduce_scalars_across_workers`.
+    Two fixes of Keras 3.15. Keras builds a model made in a strategy's scope from its first batch,
+    which it first averages over the replicas with ``strategy.reduce``: MultiWorkerMirroredStrategy
+    takes one tensor, not the ``(x, y, weight)`` tuple ("Attempt to convert a value (PerReplica
+    ...)"), and MirroredStrategy fails when the replicas' shares differ in size (a global batch
+    that the replicas do not divide, or a last batch: "Inputs to operation AddN ... must have the
+    same size and shape"). The build only needs the batch's shapes and types: this replica's own
+    share gives them, with no collective (on this instance). And, across workers only, each
+    step's scalar metrics: :func:`_reduce_scalars_across_workers`.
     """
-    if strategy == "multi_worker":
+    if strategy != "none":
         model._maybe_symbolic_build = types.MethodType(_build_from_local_batch, model)
+    if strategy == "multi_worker":
         _reduce_scalars_across_workers()
     return model

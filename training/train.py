@@ -162,6 +162,8 @@ def train(
     # before any other TensorFlow work: a multi-worker strategy must be made first
     strategy, placement, effective = _placement(config, distribute)
     saved, config = config, effective  # the run saves what was asked; it trains on the global batch
+    if min(len(train_crops), len(val_crops)) < placement.replicas:
+        raise InvalidInputError(f"{data_dir}: too few train or val crops for {placement.replicas} replicas")
 
     import keras
 
@@ -183,7 +185,13 @@ def train(
         val_ds, val_pairs = self_blended_validation(val_crops, config, size=size, margin=margin)
     else:
         val_ds, val_pairs = make_dataset(val_crops, config, size=size, training=False), val_crops
-    train_ds, val_ds = (distributed_input(ds, distribute) for ds in (train_ds, val_ds))
+    one_pass = None if steps is not None else len(train_crops)
+    train_ds = distributed_input(
+        train_ds, placement.replicas, config.batch_size, count=one_pass, training=True
+    )
+    fit_val_ds = distributed_input(
+        val_ds, placement.replicas, config.batch_size, count=len(val_pairs), training=False
+    )
     stats_ds = (  # only for population batch-norm statistics
         make_dataset(
             evenly_spread(train_crops, config.population_bn_images), config, size=size, training=False
@@ -224,7 +232,7 @@ def train(
         with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress on stdout; results go there
             model.fit(
                 train_ds,
-                validation_data=val_ds,
+                validation_data=fit_val_ds,
                 epochs=config.epochs,
                 steps_per_epoch=steps,
                 class_weight=weights,

@@ -191,7 +191,7 @@ def _searcher(kt, base: TrainConfig, backbones: list[str], folders: list[pathlib
 
 def _rows(tuner, out: pathlib.Path) -> list[dict]:
     rows = []
-    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id):
+    for trial in sorted(tuner.oracle.trials.values(), key=lambda t: int(t.trial_id)):
         metrics = trial.metrics
         score = metrics.get_last_value(OBJECTIVE) if metrics.exists(OBJECTIVE) else None
         seconds = metrics.get_last_value("train_seconds") if metrics.exists("train_seconds") else None
@@ -231,10 +231,10 @@ def _plot(rows: list[dict], path: pathlib.Path) -> pathlib.Path:
         ax.scatter(xs, ys, label="trial")
         best = [max(ys[: i + 1]) for i in range(len(ys))]
         ax.step(xs, best, where="post", color="C1", label="best so far")
+        ax.legend(loc="lower right")
     ax.set(
         xlabel="trial", ylabel="validation video AUC", title="Keras Tuner (Bayesian) search", ylim=(0, 1.02)
     )
-    ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -312,7 +312,13 @@ def tune(
     rows = _rows(tuner, out)
     _write_tables(rows, out)
     plot = _plot(rows, out / "tuning.png")
-    best_trial = tuner.oracle.get_best_trials(1)[0]
+    finished = [r for r in rows if r[OBJECTIVE] is not None]
+    if not finished:
+        raise InvalidInputError(
+            f"none of the {len(rows)} trials finished (their errors are logged above); {out} keeps the search"
+        )
+    chosen = max(finished, key=lambda r: (r[OBJECTIVE], -int(r["trial"])))  # of equals, the first trial
+    best_trial = tuner.oracle.trials[chosen["trial"]]
     best = trial_config(config, best_trial.hyperparameters.values)
     score = best_trial.metrics.get_last_value(OBJECTIVE)
     header = f"# deepfake-tune: trial {best_trial.trial_id} of {out}, validation video AUC {score:.4f}\n"

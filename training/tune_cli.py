@@ -71,9 +71,14 @@ def tune_main(argv: list[str] | None = None) -> int:
         for row in result["trials"]:
             print(
                 f"  {row['trial']:>6} {_fmt(row['val_video_auc']):>8}  "
-                + "  ".join(f"{_fmt(row.get(k)):>16}" for k in keys)
+                + "  ".join(f"{_short(row.get(k)):>16}" for k in keys)
             )
         best = result["best"]
         print(f"  best: trial {best['trial']}, val video AUC {best['val_video_auc']:.3f} -> {best['yaml']}")
 
     return _run("deepfake-tune", args, command, show)
+
+
+def _short(value: object) -> str:
+    """A hyperparameter for people: 3 significant digits (a learning rate of 0.0003 is not 0.000)."""
+    return f"{value:.3g}" if isinstance(value, float) else _fmt(value)

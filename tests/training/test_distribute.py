@@ -191,3 +191,25 @@ def test_parsed_cluster_names_the_chief_and_scaling_is_opt_in(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_main(["--data", "d", "--out", "o", "--distribute", "tpu"])
     assert exit_info.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tf
+def test_no_replica_is_left_without_an_image():
+    import numpy as np
+    import tensorflow as tf
+
+    from training.distribute import distributed_input
+
+    def batches(count: int, batch: int, **options) -> list[int]:
+        ds = tf.data.Dataset.from_tensor_slices((np.zeros((count, 2, 2, 3)), np.zeros((count, 1))))
+        ds = distributed_input(ds.batch(batch), 2, batch, count=count, **options)
+        return [int(x.shape[0]) for x, _ in ds]
+
+    # training: a last batch of 1 for 2 replicas is skipped (another crop each epoch)
+    assert batches(18, 17, training=True) == [17]
+    assert batches(18, 7, training=True) == [7, 7, 4]  # shares 2 + 2: kept
+    # validation: batched smaller so that every image is scored, none alone
+    assert batches(8, 7, training=False) == [6, 2]
+    assert batches(8, 4, training=False) == [4, 4]
+    assert batches(5, 4, training=True) == [4]  # 5 = 4 + 1

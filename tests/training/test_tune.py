@@ -37,8 +37,9 @@ def test_two_trials_write_a_best_yaml_that_deepfake_train_takes(prepared_crops, 
         assert float(row["val_video_auc"]) == pytest.approx(run["metrics"]["val"]["video"]["roc_auc"])
     assert json.loads((out / "trials.json").read_text()) == result["trials"]
     assert (out / "tuning.png").stat().st_size > 1000
-    best = max(result["trials"], key=lambda r: r["val_video_auc"])["val_video_auc"]
-    assert result["best"]["val_video_auc"] == best
+    top = max(r["val_video_auc"] for r in result["trials"])
+    assert result["best"]["val_video_auc"] == top  # of equal scores, the first trial's config
+    assert result["best"]["trial"] == next(r["trial"] for r in result["trials"] if r["val_video_auc"] == top)
 
     # deepfake-train takes best.yaml as it is
     run = tmp_path / "run"
