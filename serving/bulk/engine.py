@@ -91,6 +91,7 @@ def map_rows(
     cpus_per_worker: float = 1.0,
     task_retries: int = DEFAULT_TASK_RETRIES,
     keep_going: bool = False,
+    in_flight: int = 2,
 ) -> Iterator[dict[str, Any]]:
     """``worker(**kwargs)(row)`` for every row on a pool of ``workers`` actors; results as they come.
 
@@ -99,7 +100,8 @@ def map_rows(
     retry finished). A row whose worker died ``1 + task_retries`` times (a file that crashes a
     native decoder, a worker out of memory) fails the whole map, unless ``keep_going``: then it has
     no result and the others go on (Ray Data's ``max_errored_blocks``; the caller finds the rows
-    without a result).
+    without a result). ``in_flight`` rows are queued on an actor at once: when it dies, every one
+    of them counts a try, so a pass that must blame one row alone (isolating a crash) takes 1.
     """
     import ray
 
@@ -114,7 +116,8 @@ def map_rows(
         log.setLevel(logging.CRITICAL)
     try:
         # no more actors than rows (Ray Data warns of idle actors otherwise)
-        yield from _map(rows, worker, kwargs, min(workers, max(1, len(rows))), cpus_per_worker, task_retries)
+        pool = min(workers, max(1, len(rows)))
+        yield from _map(rows, worker, kwargs, pool, cpus_per_worker, task_retries, in_flight)
     finally:
         context.max_errored_blocks = previous
         log.setLevel(level)
@@ -127,6 +130,7 @@ def _map(
     workers: int,
     cpus_per_worker: float,
     task_retries: int,
+    in_flight: int,
 ) -> Iterator[dict[str, Any]]:
     import warnings
 
@@ -140,7 +144,7 @@ def _map(
             _RowAdapter,
             fn_constructor_kwargs={"worker": worker, "kwargs": kwargs},
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
+            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=in_flight),
             num_cpus=cpus_per_worker,
             max_restarts=-1,
             max_task_retries=task_retries,

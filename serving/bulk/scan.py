@@ -158,7 +158,7 @@ def run_scan(
     if shards:
         from serving.bulk.engine import DEFAULT_TASK_RETRIES, map_rows, ray_session
 
-        def run(batch: list[dict], task_retries: int) -> list[dict]:
+        def run(batch: list[dict], task_retries: int, in_flight: int = 2) -> list[dict]:
             """Scan ``batch``'s shards; return those whose worker died on every try."""
             nonlocal first
             results = map_rows(
@@ -169,6 +169,7 @@ def run_scan(
                 cpus_per_worker=cpus_per_worker,
                 task_retries=task_retries,
                 keep_going=True,
+                in_flight=in_flight,
             )
             finished = set()
             for result in results:
@@ -194,7 +195,8 @@ def run_scan(
                 crashed = [s for s in lost if len(s["sources"]) == 1]
                 if several:
                     singles = parts.shard_sources([src for s in several for src in s["sources"]], 1)
-                    crashed += run(singles, ISOLATED_TASK_RETRIES)
+                    # one source at a time per worker: a death is then that source's alone
+                    crashed += run(singles, ISOLATED_TASK_RETRIES, in_flight=1)
                 if crashed:
                     _write_crashed(out, [s["sources"][0] for s in crashed], ISOLATED_TASK_RETRIES + 1)
                     count(len(crashed), len(crashed))

@@ -255,7 +255,7 @@ def test_a_source_that_kills_its_worker_costs_only_its_own_row(
     assert rows[poison]["exit_code"] == 1 and rows[poison]["stage"] == "worker", rows[poison]
     assert "died 2 times" in rows[poison]["error"]
     assert sorted(rows) == sorted(str(p) for p in folder.iterdir())
-    assert all("error" not in r for s, r in rows.items() if s != poison)  # the rest of its shard
+    assert all("error" not in r for s, r in rows.items() if s != poison), rows  # the rest of its shard
     assert part_rows(out) == Counter(list(rows))  # exactly once in the parts
     assert code == 1 and summary["verdicts"] == 5 and summary["errors"] == 1 and summary["missing"] == 0
     assert stderr == ""
