@@ -41,7 +41,7 @@ def measure(crops: str, distribute: str, cpu_devices: str, steps: str) -> None:
     ds = make_dataset(train_crops, config, size=64, training=True, repeat=True)
     with strategy.scope():
         model = fit_across_workers(_compile(config, 64, total_steps=1000), distribute)
-    ds = distributed_input(ds, strategy.num_replicas_in_sync, training=True)
+    ds = distributed_input(ds, strategy.num_replicas_in_sync, config.batch_size, count=None, training=True)
     model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)  # trace and warm up
     started = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=int(steps), verbose=0)
