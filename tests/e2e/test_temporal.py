@@ -41,35 +41,41 @@ def temporal_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"root": root, "crops": crops, "run": run}
 
 
-def _test_table(temporal_run: dict) -> dict:
+def _table(temporal_run: dict, split: str = "test") -> dict:
     from training.temporal_eval import split_table
 
-    if "table" not in temporal_run:
-        temporal_run["table"] = split_table(temporal_run["run"], temporal_run["crops"], "test")
-    return temporal_run["table"]
+    if split not in temporal_run:
+        temporal_run[split] = split_table(temporal_run["run"], temporal_run["crops"], split)
+    return temporal_run[split]
 
 
-def _auc(table: dict, prefix: str, score: str) -> float:
+def _auc(tables: list[dict], prefix: str, score: str) -> float:
     from sklearn.metrics import roc_auc_score
 
-    keep = [i for i, v in enumerate(table["videos"]) if pathlib.PurePath(v).name.startswith(prefix)]
-    labels = table["labels"][keep]
-    assert len(keep) >= 12 and 0 < labels.sum() < len(keep)
-    return float(roc_auc_score(labels, table[score][keep]))
+    labels, scores = [], []
+    for table in tables:
+        keep = [i for i, v in enumerate(table["videos"]) if pathlib.PurePath(v).name.startswith(prefix)]
+        labels += table["labels"][keep].tolist()
+        scores += table[score][keep].tolist()
+    assert len(labels) >= 12 and 0 < sum(labels) < len(labels)
+    return float(roc_auc_score(labels, scores))
 
 
 def test_the_temporal_head_catches_what_single_frames_cannot(temporal_run: dict) -> None:
-    table = _test_table(temporal_run)
-    frame, temporal = _auc(table, FLICKER, "frame"), _auc(table, FLICKER, "temporal")
-    assert temporal >= 0.9, (frame, temporal)
-    # a single flicker frame is a real frame by construction: the frame model is at chance, up to
-    # what 6 + 6 videos let an AUC wander (and a video aggregate over frames that differ)
-    assert abs(frame - 0.5) <= 0.3 and temporal - frame >= 0.15, (frame, temporal)
+    test = _table(temporal_run)
+    temporal = _auc([test], FLICKER, "temporal")
+    assert temporal >= 0.9, temporal
+    # a single flicker frame is a real frame by construction, so the frame model is at chance; on
+    # 6 + 6 videos a video AUC wanders (0.25 and 0.83 on val and test of one run), so chance is
+    # checked on every held-out flicker video (val and test: 18)
+    held_out = _auc([test, _table(temporal_run, "val")], FLICKER, "frame")
+    assert abs(held_out - 0.5) <= 0.25, (held_out, temporal)
+    assert temporal - _auc([test], FLICKER, "frame") >= 0.15
 
 
 def test_combined_verdict_is_no_worse_than_frames_on_blends(temporal_run: dict) -> None:
-    table = _test_table(temporal_run)
-    frame, combined = _auc(table, BLEND, "frame"), _auc(table, BLEND, "combined")
+    table = _table(temporal_run)
+    frame, combined = _auc([table], BLEND, "frame"), _auc([table], BLEND, "combined")
     assert combined >= frame - 1e-9, (frame, combined)
 
 
@@ -179,3 +185,33 @@ def test_flicker_fakes_are_real_frames_one_at_a_time() -> None:
     real_means = [float(f[centre].mean()) for f in real]
     fake_means = [float(f[centre].mean()) for f in fake]
     assert np.std(fake_means) > 2 * np.std(real_means)
+
+
+def test_demo_temporal_refuses_a_folder_it_did_not_make(tmp_path: pathlib.Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from serving.demo import main
+
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["--temporal", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing was touched" in err[0]
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_a_bad_temporal_config_is_one_line(tmp_path: pathlib.Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from training.cli import train_main
+
+    code = train_main(
+        [
+            "--config",
+            "temporal_smoke",
+            "--set",
+            "temporal_head=rnn",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "temporal_head must be one of gru, lstm, conv" in err[0]
+    assert not (tmp_path / "r").exists()
