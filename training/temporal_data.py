@@ -3,7 +3,10 @@
 Each video's faces (from the prepared folder's manifest) are linked into tracks by the client's own
 ``link_tracks`` and cut into windows by the client's ``track_windows``, so training sees the
 sequences a client sends. A window shorter than ``T`` is zero-padded and carries its length.
-Sequences are small (``T`` crops at the model's size), so a split is decoded once into memory.
+A split's sequences are decoded once into memory: right for the generated data and a few
+thousand tracks (a 16-crop sequence is 0.2 MB at 64 px, 2.4 MB at 224 px); a split of tens of
+thousands of tracks at 224 px needs them streamed from disk as ``training.data`` streams crops,
+which this module does not do yet.
 
 Augmentation (train split only) draws one seed per sequence and applies ``training.augment``
 with that same seed to every crop of it: a flip, a rotation or a colour change holds along the
