@@ -97,7 +97,7 @@ def test_unknown_model_and_unreachable_server(fake_serving) -> None:  # type: ig
     with DetectorClient(fake_serving.grpc_url, model="nope") as client:
         with pytest.raises(NotFoundError):
             client.scan_crops(CROPS)
-    with DetectorClient("grpc://127.0.0.1:9", retries=1, timeout_s=2) as client:
+    with DetectorClient("grpc://127.0.0.1:9", retries=1, retry_for_s=1, timeout_s=2) as client:
         with pytest.raises(ServerUnavailableError):
             client.info()
 
