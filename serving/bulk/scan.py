@@ -151,7 +151,7 @@ def run_scan(
     size = shard or shard_size(len(todo), workers)
     shards = parts.shard_sources(todo, size)
     counts = {"scanned": 0, "failed": 0}
-    first = (0.0, 0)
+    first, last = (0.0, 0), 0.0
     bar = _progress(len(todo), progress)
     metrics = BulkMetrics("scan", len(todo), pathlib.Path(out) / "progress.prom", pushgateway)
     failure = None
@@ -160,7 +160,7 @@ def run_scan(
 
         def run(batch: list[dict], task_retries: int, in_flight: int = 2) -> list[dict]:
             """Scan ``batch``'s shards; return those whose worker died on every try."""
-            nonlocal first
+            nonlocal first, last
             results = map_rows(
                 batch,
                 ScanWorker,
@@ -175,6 +175,7 @@ def run_scan(
             for result in results:
                 if not counts["scanned"]:  # the pipeline is warm from here on (see the summary)
                     first = (time.monotonic() - started, result["scanned"])
+                last = time.monotonic() - started
                 finished.add(result["part"])
                 count(result["scanned"], result["failed"])
             return [s for s in batch if s["part"] not in finished]
@@ -224,6 +225,8 @@ def run_scan(
         # after the first shard's result: Ray and its workers started, their clients connected
         "first_result_s": round(first[0], 3),
         "first_result_files": first[1],
+        # the last shard's result: what comes after (merge, Ray's shutdown) is paid once per job
+        "last_result_s": round(last, 3),
         "exit_code": max([r.get("exit_code", 0) for r in merged.values()] + [1 if missing else 0]),
     }
     if failure is not None:
