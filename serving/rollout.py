@@ -38,6 +38,8 @@ from export.publish import DIR_MODE, list_versions, model_dir
 
 __all__ = ["Rollout", "RolloutError"]
 
+SEQUENCE_GOLDEN = "sequence_frames"  # in a golden batch: the version has the temporal model's signature
+
 
 @dataclasses.dataclass
 class Rollout:
@@ -392,14 +394,40 @@ class Rollout:
                     f"(served {np.round(got, 4).tolist()}, exported {np.round(expected, 4).tolist()})"
                 )
             worst_of_all = max(worst_of_all, worst)
-            self.log(
-                f"{server.url}: golden batch of {len(expected)} crops matches (max difference {worst:.2g})"
-            )
-        return {
+            what = f"{len(expected)} crops"
+            if SEQUENCE_GOLDEN in golden:  # a version with the temporal model: its sequence signature too
+                worst_of_all = max(worst_of_all, self._check_golden_sequences(server, version, golden))
+                what += f" and {len(golden[SEQUENCE_GOLDEN])} sequences"
+            self.log(f"{server.url}: golden batch of {what} matches (max difference {worst_of_all:.2g})")
+        checked = {
             "crops": len(expected),
             "max_abs_diff": worst_of_all,
             "servers": [s.url for s in self._servers()],
         }
+        if SEQUENCE_GOLDEN in golden:
+            checked["sequences"] = len(golden[SEQUENCE_GOLDEN])
+        return checked
+
+    def _check_golden_sequences(self, server: Transport, version: int, golden: dict) -> float:
+        """``server`` answers the golden sequences through the ``sequence`` signature as exported."""
+        result = server.predict(
+            Target(self.model, version=version),
+            contract.SEQUENCE_SIGNATURE,
+            {
+                contract.SEQUENCE_FRAMES_INPUT: golden[SEQUENCE_GOLDEN],
+                contract.SEQUENCE_LENGTHS_INPUT: golden["sequence_lengths"],
+            },
+        )
+        got = np.asarray(result.outputs[contract.PROBABILITY_OUTPUT], dtype=np.float32).reshape(-1)
+        expected = golden["sequence_probability"]
+        worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+        if not worst <= GOLDEN_TOLERANCE:
+            raise RolloutError(
+                f"version {version} on {server.url} does not answer its golden sequences as exported: "
+                f"max |served - exported| = {worst:.3g} > {GOLDEN_TOLERANCE:g} "
+                f"(served {np.round(got, 4).tolist()}, exported {np.round(expected, 4).tolist()})"
+            )
+        return worst
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[list[history.Release]]:

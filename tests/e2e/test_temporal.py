@@ -215,3 +215,34 @@ def test_a_bad_temporal_config_is_one_line(tmp_path: pathlib.Path, capsys) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "temporal_head must be one of gru, lstm, conv" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_rollout_checks_the_golden_sequences_through_the_server(served: dict, temporal_run: dict) -> None:
+    """A version with the temporal model is golden-checked as one thing: its sequences too. A version
+    whose sequence signature does not answer as exported never gets the canary label."""
+    from deepfake_client.transport.base import make_transport
+    from export.history import RolloutError
+    from export.metadata import GOLDEN_FILE, load_golden
+    from export.version import export_run
+    from serving.rollout import Rollout
+
+    repository = temporal_run["root"] / "models"
+    export_run(temporal_run["run"], repository)  # version 2, the same run
+    golden_path = repository / contract.MODEL_NAME / "2" / GOLDEN_FILE
+    exported = golden_path.read_bytes()
+    golden = load_golden(golden_path)
+    golden["sequence_probability"] = golden["sequence_probability"] + 0.1  # what the server will not say
+    with open(golden_path, "wb") as handle:
+        np.savez(handle, **golden)
+    lines: list[str] = []
+    transport = make_transport(served["server"].grpc_url)
+    try:
+        rollout = Rollout(repository, servers=[transport], log=lines.append)
+        with pytest.raises(RolloutError, match="golden sequences"):
+            rollout.canary(2)
+        assert contract.CANARY_LABEL not in rollout.entry().labels
+        golden_path.write_bytes(exported)
+        assert rollout.canary(2) == 2
+        assert any("and 4 sequences matches" in line for line in lines), lines
+    finally:
+        transport.close()
