@@ -71,6 +71,24 @@ def _detector(min_face: int):
     return _DETECTOR
 
 
+def item_record(item: Item) -> dict:
+    """The manifest record of ``item`` before any of its faces is cropped."""
+    return {
+        "id": item.id,
+        "label": item.label,
+        "split": item.split,
+        "group": item.group,
+        "source": item.source,
+        "kind": None,
+        "faces": [],
+    }
+
+
+def failed_record(item: Item, error: str) -> dict:
+    """The record of an item that could not be prepared (skipped by training, and by a re-run)."""
+    return {**item_record(item), "status": "failed", "error": error}
+
+
 def crop_item(
     item: Item,
     out_dir: pathlib.Path,
@@ -92,15 +110,7 @@ def crop_item(
     from deepfake_client.inputs import detect_kind
 
     cv2.setNumThreads(1)
-    record = {
-        "id": item.id,
-        "label": item.label,
-        "split": item.split,
-        "group": item.group,
-        "source": item.source,
-        "kind": None,
-        "faces": [],
-    }
+    record = item_record(item)
     folder = out_dir / face_dir(item)
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an interrupted run
     try:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_TASK_RETRIES = 3  # a row whose worker died this many times in a row fails the run
+ISOLATED_TASK_RETRIES = 1  # a row tried again alone (after it failed): its worker may die twice
 OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store: rows and results are small
 
 

@@ -41,18 +41,50 @@ def ray_mapper(args: argparse.Namespace) -> Callable[[Callable[[Any], dict], Seq
         raise InvalidInputError("--workers and --cpus-per-worker must be positive")
 
     def map_items(crop: Callable[[Any], dict], items: Sequence[Any]) -> Iterator[dict]:
-        from serving.bulk.engine import Apply, map_rows, ray_session
+        from serving.bulk.engine import (
+            DEFAULT_TASK_RETRIES,
+            ISOLATED_TASK_RETRIES,
+            Apply,
+            map_rows,
+            ray_session,
+        )
+        from training.prepare import failed_record
 
         if not items:
             return
-        rows = [{"arg": pickle.dumps(item)} for item in items]
         kwargs = {"fn": pickle.dumps(crop)}
         cpus = math.ceil(args.workers * args.cpus_per_worker)
-        with ray_session(args.address, cpus=cpus, debug=args.debug):
+        done: set[str] = set()
+
+        def run(todo: Sequence[Any], retries: int, in_flight: int) -> Iterator[dict]:
+            rows = [{"arg": pickle.dumps(item)} for item in todo]
             for result in map_rows(
-                rows, Apply, kwargs, workers=args.workers, cpus_per_worker=args.cpus_per_worker
+                rows,
+                Apply,
+                kwargs,
+                workers=args.workers,
+                cpus_per_worker=args.cpus_per_worker,
+                task_retries=retries,
+                keep_going=True,
+                in_flight=in_flight,
             ):
-                yield pickle.loads(result["result"])
+                record = pickle.loads(result["result"])
+                done.add(record["id"])
+                yield record
+
+        with ray_session(args.address, cpus=cpus, debug=args.debug):
+            yield from run(items, DEFAULT_TASK_RETRIES, 2)
+            # A video whose worker died on every try (a decoder crash, or out of memory) is tried
+            # once more alone on a worker, so a death is its own; one that still kills it is failed.
+            lost = [item for item in items if item.id not in done]
+            if lost:
+                yield from run(lost, ISOLATED_TASK_RETRIES, 1)
+            for item in (item for item in lost if item.id not in done):
+                yield failed_record(
+                    item,
+                    "the worker preparing it died on every try, the last ones with nothing else queued "
+                    "(a crash in a native decoder, or out of memory)",
+                )
 
     return map_items
 

@@ -28,7 +28,6 @@ from serving.bulk.metrics import BulkMetrics
 from serving.bulk.sources import expand_sources, local_copy
 
 DEFAULT_MAX_SHARD = 64
-ISOLATED_TASK_RETRIES = 1  # a source scanned on its own: its worker may die twice before it gets a crash row
 
 
 class ScanWorker:
@@ -156,7 +155,7 @@ def run_scan(
     metrics = BulkMetrics("scan", len(todo), pathlib.Path(out) / "progress.prom", pushgateway)
     failure = None
     if shards:
-        from serving.bulk.engine import DEFAULT_TASK_RETRIES, map_rows, ray_session
+        from serving.bulk.engine import DEFAULT_TASK_RETRIES, ISOLATED_TASK_RETRIES, map_rows, ray_session
 
         def run(batch: list[dict], task_retries: int, in_flight: int = 2) -> list[dict]:
             """Scan ``batch``'s shards; return those whose worker died on every try."""
@@ -190,17 +189,15 @@ def run_scan(
             try:
                 lost = run(shards, DEFAULT_TASK_RETRIES)
                 # A shard whose worker died on every try (a file that crashes a native decoder, or
-                # one too big for the worker's memory) is scanned again source by source, so only
-                # that source goes without a verdict; it gets a row saying so (tried again by a re-run).
-                several = [s for s in lost if len(s["sources"]) > 1]
-                crashed = [s for s in lost if len(s["sources"]) == 1]
-                if several:
-                    singles = parts.shard_sources([src for s in several for src in s["sources"]], 1)
-                    # one source at a time per worker: a death is then that source's alone
-                    crashed += run(singles, ISOLATED_TASK_RETRIES, in_flight=1)
-                if crashed:
-                    _write_crashed(out, [s["sources"][0] for s in crashed], ISOLATED_TASK_RETRIES + 1)
-                    count(len(crashed), len(crashed))
+                # one too big for the worker's memory) is scanned again source by source, one
+                # source queued per worker so that a death is that source's alone: only the source
+                # that still kills its worker goes without a verdict, with a row saying so.
+                if lost:
+                    singles = parts.shard_sources([src for s in lost for src in s["sources"]], 1)
+                    crashed = run(singles, ISOLATED_TASK_RETRIES, in_flight=1)
+                    if crashed:
+                        _write_crashed(out, [s["sources"][0] for s in crashed])
+                        count(len(crashed), len(crashed))
             except Exception as err:  # noqa: BLE001 - Ray itself gave up: keep what is done
                 failure = err
     bar(0, counts["failed"], close=True)
@@ -234,16 +231,17 @@ def run_scan(
     return summary
 
 
-def _write_crashed(out: pathlib.Path, sources: list[str], deaths: int) -> None:
-    """The rows of sources whose worker died on each of ``deaths`` tries, as one part."""
+def _write_crashed(out: pathlib.Path, sources: list[str]) -> None:
+    """The rows of sources whose worker died on every try, as one part."""
     from deepfake_client.rows import RowWriter
 
     lines: list[str] = []
     rows = RowWriter("json", write=lines.append)
     for source in sorted(sources):
         message = (
-            f"{source}: the worker scanning it died {deaths} times (a crash in a native decoder, or "
-            "out of memory); the rest of its shard was scanned, and a re-run tries it again"
+            f"{source}: the worker scanning it died on every try, the last ones with nothing else "
+            "queued (a crash in a native decoder, or out of memory); the rest of its shard was "
+            "scanned, and a re-run tries it again"
         )
         rows.error(source, message, 1, stage=parts.STAGE_WORKER)
     name = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()[:20]

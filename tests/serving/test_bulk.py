@@ -253,7 +253,7 @@ def test_a_source_that_kills_its_worker_costs_only_its_own_row(
     rows = parts.merge_rows(out)
     poison = str(folder / f"clip02-{POISON}.mp4")
     assert rows[poison]["exit_code"] == 1 and rows[poison]["stage"] == "worker", rows[poison]
-    assert "died 2 times" in rows[poison]["error"]
+    assert "died on every try" in rows[poison]["error"]
     assert sorted(rows) == sorted(str(p) for p in folder.iterdir())
     assert all("error" not in r for s, r in rows.items() if s != poison), rows  # the rest of its shard
     assert part_rows(out) == Counter(list(rows))  # exactly once in the parts
@@ -274,14 +274,18 @@ def test_prepare_on_ray_writes_the_manifest_once_and_resumes(ray_cluster, videos
         label = "real" if i % 2 else "fake"
         (root / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(videos / f"clip{i:02d}.mp4", root / label)
+    shutil.copy(videos / "clip05.mp4", root / "fake" / f"clip05-{POISON}.mp4")  # kills its worker
     args = ["prepare", "--dataset=folder", str(root), str(tmp_path / "crops"), "--frames=2", "--size=32"]
-    code, info, err = finish(bulk(*args, address=address))
+    code, info, err = finish(bulk(*args, address=address), timeout_s=300)
     assert code == 0, err
     records = read_manifest(tmp_path / "crops")
-    assert sorted(r["id"] for r in records) == sorted({r["id"] for r in records}) and len(records) == 4
+    assert sorted(r["id"] for r in records) == sorted({r["id"] for r in records}) and len(records) == 5
+    poison = [r for r in records if POISON in r["id"]]
+    assert len(poison) == 1 and poison[0]["status"] == "failed" and "died on every try" in poison[0]["error"]
+    assert all(r["status"] == "ok" for r in records if r not in poison)  # the others were prepared
     assert sum(c["crops"] for c in info["counts"].values()) == sum(len(r["faces"]) for r in records) > 0
     code, _, err = finish(bulk(*args, address=address))
-    assert code == 0 and len(read_manifest(tmp_path / "crops")) == 4, err
+    assert code == 0 and len(read_manifest(tmp_path / "crops")) == 5, err
 
 
 @pytest.mark.parametrize(
