@@ -152,15 +152,12 @@ def read_temporal(run_dir: str | pathlib.Path, info: dict[str, Any]) -> Any:
     """The run's temporal model (``temporal.keras``) if ``run.json`` has a temporal section, else None."""
     if not info.get("temporal"):
         return None
-    import keras
+    from training.evaluate import load_keras_model
 
     path = pathlib.Path(run_dir) / info["temporal"].get("model", "temporal.keras")
     if not path.is_file():
         raise NotFoundError(f"{path}: run.json has a temporal section but the temporal model is missing")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as err:  # Keras raises many types for a bad file
-        raise InvalidInputError(f"{path}: cannot load the temporal model ({err})") from err
+    return load_keras_model(path, "the temporal model")
 
 
 def export_model(

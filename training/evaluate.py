@@ -99,6 +99,15 @@ def load_run_model(run_dir: str | pathlib.Path):  # type: ignore[no-untyped-def]
     path = pathlib.Path(run_dir) / RUN_MODEL
     if not path.is_file():
         raise NotFoundError(f"{run_dir}: the run has no {RUN_MODEL} (did training finish?)")
+    return load_keras_model(path, "the Keras model")
+
+
+def load_keras_model(path: pathlib.Path, what: str):  # type: ignore[no-untyped-def]
+    """A ``.keras`` file of this project, uncompiled, with its custom layers registered.
+
+    Raises:
+        InvalidInputError: Keras cannot load it (``what`` names it in the message).
+    """
     import keras
 
     from training import frequency, vit  # noqa: F401  register their layers (Spectrum, ViT's tokens)
@@ -106,7 +115,7 @@ def load_run_model(run_dir: str | pathlib.Path):  # type: ignore[no-untyped-def]
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # Keras raises many types for a bad file
-        raise InvalidInputError(f"{path}: cannot load the Keras model ({err})") from err
+        raise InvalidInputError(f"{path}: cannot load {what} ({err})") from err
 
 
 def eval_folder(run_dir: pathlib.Path, name: str, *, overwrite: bool) -> pathlib.Path:

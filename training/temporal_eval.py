@@ -103,11 +103,9 @@ def split_table(
     run_dir: pathlib.Path, data_dir: pathlib.Path, split: str, *, crops=None, frame_probs=None
 ) -> dict:
     """:func:`video_table` of the run's frame and temporal models on ``split`` of ``data_dir``."""
-    import keras
-
     from training.config import config_from_dict
     from training.data import load_crops
-    from training.evaluate import RUN_INFO, load_run_model, predict_crops, read_run_info
+    from training.evaluate import RUN_INFO, load_keras_model, load_run_model, predict_crops, read_run_info
     from training.temporal import TEMPORAL_MODEL
     from training.temporal_data import load_sequences
 
@@ -120,7 +118,7 @@ def split_table(
             raise InvalidInputError(f"{data_dir}: the {split} split has no crops")
         frame_probs = predict_crops(load_run_model(run_dir), crops, config, size)
     sequences = load_sequences(data_dir, split, int(info["temporal"]["sequence_length"]), size)
-    model = keras.models.load_model(run_dir / TEMPORAL_MODEL, compile=False)
+    model = load_keras_model(run_dir / TEMPORAL_MODEL, "the temporal model")
     seq_probs = predict_sequences(model, sequences, config)
     return video_table(crops, frame_probs, sequences, seq_probs, config.aggregate)
 
